@@ -1,0 +1,164 @@
+"""Content fingerprints shared by the pipeline (which stores them) and dedup
+(which matches them): one definition, so both sides always agree."""
+from __future__ import annotations
+
+import hashlib
+
+import imagehash
+from PIL import Image
+
+
+def sha256_hex(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def phash64(img: Image.Image) -> str:
+    """64-bit DCT perceptual hash (imagehash.phash, 8x8) as 16 hex digits."""
+    return str(imagehash.phash(img.convert("L"), hash_size=8))
+
+
+def phash_int(hex_hash: str) -> int:
+    return int(hex_hash, 16)
+
+
+def hamming(a: int, b: int) -> int:
+    return (a ^ b).bit_count()
+
+
+# ---------------------------------------------------------------- eval-side image variants
+#
+# The training side stores exactly one phash64 per image.  Robustness to crops
+# and flips therefore has to come from the eval side: each eval image is
+# indexed under the phash of several views of it (the ones a web copy is
+# likely to be: the whole image, a mirror, and crops at several scales and
+# positions).  A training copy cropped by ~10% lands close to one of them.
+
+# (scale, position) pairs; a position is the crop's offset as a fraction of
+# the slack (0 = left/top, 0.5 = centred, 1 = right/bottom).
+CROP_SCALES = (0.95, 0.9, 0.8)
+CROP_POSITIONS = (0.0, 0.25, 0.5, 0.75, 1.0)
+ROTATIONS = (-5, 5)
+
+
+def _crop(img: Image.Image, scale: float, px: float, py: float) -> Image.Image:
+    w, h = img.size
+    cw, ch = max(1, round(w * scale)), max(1, round(h * scale))
+    x0, y0 = round((w - cw) * px), round((h - ch) * py)
+    return img.crop((x0, y0, x0 + cw, y0 + ch))
+
+
+def eval_image_views(img: Image.Image) -> list[tuple[str, Image.Image]]:
+    """The views of an eval image that get indexed, named for the report."""
+    img = img.convert("RGB")
+    views = [("full", img), ("flip", img.transpose(Image.Transpose.FLIP_LEFT_RIGHT))]
+    for deg in ROTATIONS:
+        views.append((f"rot{deg:+d}", img.rotate(deg, resample=Image.Resampling.BICUBIC)))
+    for s in CROP_SCALES:
+        for py in CROP_POSITIONS:
+            for px in CROP_POSITIONS:
+                views.append((f"crop{s}@{px},{py}", _crop(img, s, px, py)))
+    return views
+
+
+def eval_phashes(img: Image.Image) -> list[tuple[str, str]]:
+    """(view name, phash64) for every indexed view of an eval image."""
+    return [(name, phash64(v)) for name, v in eval_image_views(img)]
+
+
+# ---------------------------------------------------------------- video
+
+
+def video_frame_phashes(path, fps: float = 1.0, max_frames: int | None = None) -> list[str]:
+    """phash64 of frames sampled at ``fps`` (default 1 FPS, as the videos job).
+
+    Decodes with PyAV and keeps the first frame at or after each sampling
+    time t = 0, 1/fps, 2/fps, ...
+    """
+    import av
+
+    out: list[str] = []
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        next_t = 0.0
+        for frame in container.decode(stream):
+            if frame.pts is None:
+                continue
+            t = float(frame.pts * stream.time_base)
+            if t + 1e-6 < next_t:
+                continue
+            out.append(phash64(frame.to_image()))
+            next_t += 1.0 / fps
+            while next_t <= t:
+                next_t += 1.0 / fps
+            if max_frames is not None and len(out) >= max_frames:
+                break
+    return out
+
+
+# ---------------------------------------------------------------- text
+
+import re as _re
+import unicodedata as _ud
+
+_WORD_RE = _re.compile(r"\w+", _re.UNICODE)
+
+
+def normalize_words(text: str) -> list[str]:
+    """Lower-cased NFKC word tokens, punctuation and whitespace dropped (the
+    normalisation of GPT-3's contamination check)."""
+    text = _ud.normalize("NFKC", text).casefold()
+    return _WORD_RE.findall(text)
+
+
+def normalize_text(text: str) -> str:
+    return " ".join(normalize_words(text))
+
+
+def _h64(s: str) -> int:
+    return int.from_bytes(hashlib.blake2b(s.encode("utf-8"), digest_size=8).digest(), "little")
+
+
+def text_hash64(text: str) -> int:
+    """64-bit hash of the normalised text (for exact-caption matching)."""
+    return _h64(normalize_text(text))
+
+
+def ngram_hashes(words: list[str], n: int) -> list[int]:
+    """64-bit hashes of every word n-gram (none when the text is shorter)."""
+    return [_h64(" ".join(words[i:i + n])) for i in range(len(words) - n + 1)]
+
+
+# ---------------------------------------------------------------- URLs
+
+from urllib.parse import parse_qsl as _parse_qsl, unquote as _unquote, urlencode as _urlencode, urlsplit as _urlsplit
+
+# Flickr serves one photo from many hosts (farmN., cN., live.) and sizes
+# (_z, _b, _o, ...); the photo id identifies it.
+_FLICKR_RE = _re.compile(r"(?:^|\.)staticflickr\.com$|^(?:farm\d+\.)?static\.flickr\.com$")
+_FLICKR_PATH_RE = _re.compile(r"/(\d+)_[0-9a-f]+(?:_[a-z0-9]{1,2})?\.\w+$")
+_TRACKING = ("utm_", "fbclid", "gclid")
+
+
+def canonical_url(url: str) -> str:
+    """A canonical form of an image URL for matching copies of the same URL.
+
+    Scheme-less (http/https alike), host lower-cased without ``www.`` and the
+    default port, fragment and tracking parameters dropped, the query sorted,
+    percent-escapes decoded; Flickr static URLs become ``flickr:PHOTO_ID``.
+    """
+    u = _urlsplit(url.strip())
+    host = (u.hostname or "").lower().rstrip(".")
+    if host.startswith("www."):
+        host = host[4:]
+    port = u.port
+    if port and not ((u.scheme == "http" and port == 80) or (u.scheme == "https" and port == 443)):
+        host = f"{host}:{port}"
+    path = _unquote(u.path) or "/"
+    if _FLICKR_RE.search(host):
+        m = _FLICKR_PATH_RE.search(path)
+        if m:
+            return f"flickr:{m.group(1)}"
+    query = sorted((k, v) for k, v in _parse_qsl(u.query, keep_blank_values=True)
+                   if not k.lower().startswith(_TRACKING))
+    q = _urlencode(query)
+    return f"{host}{path}" + (f"?{q}" if q else "")

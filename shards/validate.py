@@ -1,0 +1,73 @@
+"""Check every shard of an output directory against its manifest and the schema.
+
+    python -m shards.validate OUT_DIR [--kind m3w]
+
+Exit code 0 when every shard listed in manifest.json exists with the recorded
+size, sha256 and sample count, and every sample validates; 1 otherwise, with
+one line per problem naming the shard and sample.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import sys
+
+from apache_beam.io.filesystems import FileSystems
+
+from .reader import iter_tar_samples
+from .schema import SchemaError, decode_members, validate_sample
+from .writer import join, read_manifest
+
+
+def validate_dir(out_dir: str, kind: str | None = None) -> tuple[int, list[str]]:
+    """Returns (samples checked, problems)."""
+    problems: list[str] = []
+    try:
+        manifest = read_manifest(out_dir)
+    except FileNotFoundError as e:
+        return 0, [str(e)]
+    kind = kind or manifest["kind"]
+    n = 0
+    for shard in manifest["shards"]:
+        path = join(out_dir, shard["name"])
+        if not FileSystems.exists(path):
+            problems.append(f"{shard['name']}: listed in manifest but missing")
+            continue
+        with FileSystems.open(path, compression_type="uncompressed") as fh:
+            data = fh.read()
+        if len(data) != shard["bytes"]:
+            problems.append(f"{shard['name']}: {len(data)} bytes, manifest says {shard['bytes']}")
+        if hashlib.sha256(data).hexdigest() != shard["sha256"]:
+            problems.append(f"{shard['name']}: sha256 differs from manifest")
+        count = 0
+        try:
+            for raw in iter_tar_samples(data, shard["name"]):
+                count += 1
+                try:
+                    validate_sample(kind, decode_members(raw))
+                except SchemaError as e:
+                    problems.append(f"{shard['name']}: {e}")
+                except ValueError as e:
+                    problems.append(f"{shard['name']}: sample {raw.get('__key__')!r}: {e}")
+        except Exception as e:
+            problems.append(f"{shard['name']}: unreadable tar ({e})")
+        if count != shard["count"]:
+            problems.append(f"{shard['name']}: {count} samples, manifest says {shard['count']}")
+        n += count
+    return n, problems
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[1])
+    ap.add_argument("out_dir")
+    ap.add_argument("--kind", choices=["m3w", "pairs", "videos"])
+    args = ap.parse_args(argv)
+    n, problems = validate_dir(args.out_dir, args.kind)
+    for p in problems:
+        print(p)
+    print(f"{args.out_dir}: {n} samples checked, {len(problems)} problems")
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,75 @@
+import hashlib
+import json
+import os
+
+import webdataset as wds
+
+from shards.reader import read_shard
+from shards.schema import build_m3w_sample, make_key
+from shards.validate import validate_dir
+from shards.writer import read_manifest, write_manifest, write_shard
+
+from tests.data_paths import IMAGES
+
+
+def _samples(n):
+    jpg = (IMAGES / "rocket.jpg").read_bytes()
+    out = []
+    for i in range(n):
+        url = f"https://example.org/{i}"
+        meta = {"text": f"Text {i}<EOC><image>more<EOC>", "url": url,
+                "source": {"file": "x.warc.gz", "offset": i}, "lang": "en",
+                "images": [{"url": url + ".jpg", "alt": "a", "sha256": hashlib.sha256(jpg).hexdigest(),
+                            "phash": "0" * 16, "width": 10, "height": 10}]}
+        out.append(build_m3w_sample(make_key(url), meta, [jpg]))
+    return out
+
+
+def test_shard_bytes_depend_only_on_samples(tmp_path):
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.mkdir(), b.mkdir()
+    s = _samples(5)
+    ia = write_shard(str(a), "m3w", 0, s, run_id="r")
+    ib = write_shard(str(b), "m3w", 0, list(reversed(s)), run_id="r")
+    assert (a / "m3w-000000.tar").read_bytes() == (b / "m3w-000000.tar").read_bytes()
+    assert ia.sha256 == ib.sha256 == hashlib.sha256((a / "m3w-000000.tar").read_bytes()).hexdigest()
+    assert not [p for p in os.listdir(a) if ".tmp" in p]
+
+
+def test_rerun_skips_a_complete_shard_and_rewrites_a_changed_one(tmp_path):
+    s = _samples(4)
+    first = write_shard(str(tmp_path), "m3w", 3, s, run_id="r")
+    again = write_shard(str(tmp_path), "m3w", 3, s, run_id="r")
+    assert not first.skipped and again.skipped and again.sha256 == first.sha256
+    changed = write_shard(str(tmp_path), "m3w", 3, s[:3], run_id="r")
+    assert not changed.skipped and changed.count == 3
+
+
+def test_written_shards_read_back_with_webdataset_and_validate(tmp_path):
+    s = _samples(6)
+    write_shard(str(tmp_path), "m3w", 0, s[:3], run_id="r")
+    write_shard(str(tmp_path), "m3w", 1, s[3:], run_id="r")
+    write_shard(str(tmp_path), "m3w", 2, s[:1], run_id="other-run")  # stale
+    m = write_manifest(str(tmp_path), "m3w", "r", {"opt": 1}, {"documents": 6})
+    assert [x["name"] for x in m["shards"]] == ["m3w-000000.tar", "m3w-000001.tar"]
+    assert m["num_samples"] == 6 and m["stale_shards_ignored"] == ["m3w-000002.tar"]
+    assert read_manifest(str(tmp_path)) == m
+    ds = wds.WebDataset([str(tmp_path / "m3w-000000.tar"), str(tmp_path / "m3w-000001.tar")],
+                        shardshuffle=False).decode()
+    got = sorted(x["__key__"] for x in ds)
+    assert got == sorted(x["__key__"] for x in s)
+    rec = read_shard(str(tmp_path / "m3w-000000.tar"))[0]
+    assert json.loads(rec["json"])["images"][0]["key"] == "0"
+    n, problems = validate_dir(str(tmp_path))
+    assert (n, problems) == (6, [])
+
+
+def test_validate_names_the_broken_shard(tmp_path):
+    write_shard(str(tmp_path), "m3w", 0, _samples(2), run_id="r")
+    write_manifest(str(tmp_path), "m3w", "r", {}, {})
+    p = tmp_path / "m3w-000000.tar"
+    data = bytearray(p.read_bytes())
+    data[600] ^= 0xFF
+    p.write_bytes(bytes(data))
+    n, problems = validate_dir(str(tmp_path))
+    assert any(x.startswith("m3w-000000.tar: sha256 differs") for x in problems)
