@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import re
+import unicodedata
+from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
 
 import imagehash
 from PIL import Image
@@ -97,16 +100,13 @@ def video_frame_phashes(path, fps: float = 1.0, max_frames: int | None = None) -
 
 # ---------------------------------------------------------------- text
 
-import re as _re
-import unicodedata as _ud
-
-_WORD_RE = _re.compile(r"\w+", _re.UNICODE)
+_WORD_RE = re.compile(r"\w+", re.UNICODE)
 
 
 def normalize_words(text: str) -> list[str]:
     """Lower-cased NFKC word tokens, punctuation and whitespace dropped (the
     normalisation of GPT-3's contamination check)."""
-    text = _ud.normalize("NFKC", text).casefold()
+    text = unicodedata.normalize("NFKC", text).casefold()
     return _WORD_RE.findall(text)
 
 
@@ -130,12 +130,10 @@ def ngram_hashes(words: list[str], n: int) -> list[int]:
 
 # ---------------------------------------------------------------- URLs
 
-from urllib.parse import parse_qsl as _parse_qsl, unquote as _unquote, urlencode as _urlencode, urlsplit as _urlsplit
-
 # Flickr serves one photo from many hosts (farmN., cN., live.) and sizes
 # (_z, _b, _o, ...); the photo id identifies it.
-_FLICKR_RE = _re.compile(r"(?:^|\.)staticflickr\.com$|^(?:farm\d+\.)?static\.flickr\.com$")
-_FLICKR_PATH_RE = _re.compile(r"/(\d+)_[0-9a-f]+(?:_[a-z0-9]{1,2})?\.\w+$")
+_FLICKR_RE = re.compile(r"(?:^|\.)staticflickr\.com$|^(?:farm\d+\.)?static\.flickr\.com$")
+_FLICKR_PATH_RE = re.compile(r"/(\d+)_[0-9a-f]+(?:_[a-z0-9]{1,2})?\.\w+$")
 _TRACKING = ("utm_", "fbclid", "gclid")
 
 
@@ -146,19 +144,19 @@ def canonical_url(url: str) -> str:
     default port, fragment and tracking parameters dropped, the query sorted,
     percent-escapes decoded; Flickr static URLs become ``flickr:PHOTO_ID``.
     """
-    u = _urlsplit(url.strip())
+    u = urlsplit(url.strip())
     host = (u.hostname or "").lower().rstrip(".")
     if host.startswith("www."):
         host = host[4:]
     port = u.port
     if port and not ((u.scheme == "http" and port == 80) or (u.scheme == "https" and port == 443)):
         host = f"{host}:{port}"
-    path = _unquote(u.path) or "/"
+    path = unquote(u.path) or "/"
     if _FLICKR_RE.search(host):
         m = _FLICKR_PATH_RE.search(path)
         if m:
             return f"flickr:{m.group(1)}"
-    query = sorted((k, v) for k, v in _parse_qsl(u.query, keep_blank_values=True)
+    query = sorted((k, v) for k, v in parse_qsl(u.query, keep_blank_values=True)
                    if not k.lower().startswith(_TRACKING))
-    q = _urlencode(query)
+    q = urlencode(query)
     return f"{host}{path}" + (f"?{q}" if q else "")

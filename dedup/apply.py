@@ -1,0 +1,80 @@
+"""Applying the eval index to training samples: pure functions the jobs call.
+
+``action``: ``"drop"`` (default) removes matched images (and, in m3w, their
+``<image>`` position) and text-contaminated samples; ``"tag"`` keeps
+everything and returns the matches for the job to record in the sample json.
+
+The m3w helper works on a simple document form, ``{"nodes": [str | {"phash":
+..., "url": ...}, ...]}`` in DOM order (a ``str`` is a text run, a dict an
+image); other keys are passed through.
+"""
+from __future__ import annotations
+
+from dedup.index import EvalIndex, Match
+
+ACTIONS = ("drop", "tag")
+
+
+def image_matches(index: EvalIndex, phash: str | None, url: str | None) -> list[Match]:
+    out = index.match_image(phash) if phash else []
+    return out + (index.match_url(url) if url else [])
+
+
+def filter_m3w_document(doc: dict, index: EvalIndex, action: str = "drop"
+                        ) -> tuple[dict | None, list[tuple[int, Match]]]:
+    """Returns (document or None, [(node position, match)]).
+
+    drop: images matching an eval image (phash or URL) are removed; if any text
+    node is contaminated (n-gram/exact rule), or no image is left, the document
+    is dropped (None).  tag: the document comes back unchanged.
+    """
+    if action not in ACTIONS:
+        raise ValueError(f"action must be one of {ACTIONS}, not {action!r}")
+    matches: list[tuple[int, Match]] = []
+    keep_nodes, text_hit, had_images = [], False, False
+    for pos, node in enumerate(doc["nodes"]):
+        if isinstance(node, str):
+            ms = index.match_text(node)
+            text_hit |= bool(ms)
+            matches.extend((pos, m) for m in ms)
+            keep_nodes.append(node)
+            continue
+        had_images = True
+        ms = image_matches(index, node.get("phash"), node.get("url"))
+        matches.extend((pos, m) for m in ms)
+        if not ms:
+            keep_nodes.append(node)
+    if action == "tag":
+        return doc, matches
+    if text_hit:
+        return None, matches
+    if had_images and not any(isinstance(n, dict) for n in keep_nodes):
+        return None, matches
+    return dict(doc, nodes=keep_nodes), matches
+
+
+def filter_pair(caption: str, phash: str | None, url: str | None, index: EvalIndex,
+                action: str = "drop") -> tuple[bool, list[Match]]:
+    """(keep?, matches) for an image-text pair."""
+    ms = image_matches(index, phash, url) + index.match_text(caption)
+    return (action == "tag" or not ms), ms
+
+
+def filter_video(caption: str, frame_phashes: list[str], index: EvalIndex,
+                 action: str = "drop") -> tuple[bool, list[Match]]:
+    """(keep?, matches) for a video-text pair (frames at 1 FPS)."""
+    ms = index.match_video(frame_phashes) + index.match_text(caption)
+    return (action == "tag" or not ms), ms
+
+
+def match_record(match: Match, train_key: str, train_url: str | None = None,
+                 train_image: str | None = None, train_text: str | None = None) -> dict:
+    """One line of the matches jsonl that ``dedup.report`` reads.
+
+    ``train_image``: a local path, or ``SHARD.tar#MEMBER`` for an image inside
+    a written shard."""
+    rec = {"train_key": train_key, "train_url": train_url, "train_image": train_image}
+    if train_text is not None:
+        rec["train_text"] = train_text[:500]
+    rec.update(match.to_json())
+    return rec

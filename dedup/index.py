@@ -1,0 +1,316 @@
+"""The eval index: every eval item's fingerprints, and matching against them.
+
+Built once by ``python -m dedup.build_index`` and saved as one ``.npz`` file
+(numpy arrays plus a JSON header; loaded with ``allow_pickle=False``, so
+loading a file runs no code).  Jobs load it once per worker
+(:meth:`EvalIndex.load_cached` in ``DoFn.setup``) or receive it as a side input.
+
+Signals (thresholds in :data:`DEFAULT_THRESHOLDS`, recorded in the file and
+in every report):
+
+- image: Hamming distance between the training image's phash64 and any
+  indexed view of an eval image (full, mirror, crops; see
+  ``fingerprints.eval_image_views``) <= ``image``.  Searched by multi-index
+  hashing, exact (``dedup.mih``).
+- video: each 1 FPS training frame is matched against eval frames at
+  <= ``video_frame``; a clip matches an eval clip when at least
+  ``video_min_frames`` of its frames, and ``video_min_fraction`` of the
+  shorter clip's frames, matched frames of that clip.
+- text: a normalised word ``text_ngram``-gram of an eval text occurs in the
+  training text (GPT-3's 13-gram rule), or the whole normalised training text
+  equals an eval text (exact captions, which are usually shorter than 13 words).
+- url: canonical training image URL equals an eval image's canonical URL.
+"""
+from __future__ import annotations
+
+import io
+import json
+import math
+from collections import defaultdict
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+
+from dedup import fingerprints as fp
+from dedup.evalsets import EvalItem
+from dedup.mih import MultiIndexHash
+
+FORMAT = "flamingo-dedup-index/1"
+
+DEFAULT_THRESHOLDS = {
+    "image": 6,
+    "video_frame": 6,
+    "video_min_frames": 2,
+    "video_min_fraction": 0.5,
+    "text_ngram": 13,
+    "text_exact": True,
+}
+
+
+@dataclass(frozen=True)
+class Match:
+    eval_set: str
+    split: str
+    item_id: str
+    kind: str                  # "image" | "video" | "text" | "url"
+    distance: float            # Hamming bits (image/video), 0 for text/url
+    eval_ref: str | None       # eval media path or URL
+    detail: str = ""           # which view / n-gram / frames matched
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+class EvalIndex:
+    def __init__(self, items: list[dict], thresholds: dict, arrays: dict[str, np.ndarray],
+                 url_keys: list[str], views: list[str]):
+        self.items = items                      # [{eval_set, split, item_id, kind, media, urls}]
+        self.thresholds = dict(thresholds)
+        self.arrays = arrays
+        self.views = views
+        self.url_keys = list(url_keys)
+        self._url = defaultdict(list)
+        for key, item in zip(url_keys, arrays["url_item"].tolist()):
+            self._url[key].append(item)
+        self._image_mih = MultiIndexHash(arrays["image_codes"])
+        self._frame_mih = MultiIndexHash(arrays["frame_codes"])
+        self._ngram_sorted = arrays["ngram_codes"]       # sorted
+        self._exact_sorted = arrays["exact_codes"]       # sorted
+        counts = np.bincount(arrays["frame_item"], minlength=len(items)) if len(items) else np.zeros(0)
+        self._clip_frames = counts
+
+    # ------------------------------------------------------------ building
+
+    @classmethod
+    def from_items(cls, items: Iterable[EvalItem], image_hashes: dict[str, list] | None = None,
+                   video_hashes: dict[str, list[str]] | None = None,
+                   thresholds: dict | None = None) -> "EvalIndex":
+        """``image_hashes``: item_id -> [(view, phash hex)] (fingerprints.eval_phashes);
+        ``video_hashes``: item_id -> 1 FPS frame phashes.  Keyed by
+        ``item_id`` within one eval set; use :func:`item_key` across sets."""
+        thresholds = dict(DEFAULT_THRESHOLDS, **(thresholds or {}))
+        n = thresholds["text_ngram"]
+        image_hashes = image_hashes or {}
+        video_hashes = video_hashes or {}
+        metas, views = [], []
+        view_id: dict[str, int] = {}
+        img_codes, img_item, img_view = [], [], []
+        fr_codes, fr_item, fr_pos = [], [], []
+        ng_codes, ng_item, ex_codes, ex_item = [], [], [], []
+        url_keys, url_item = [], []
+        for i, it in enumerate(items):
+            metas.append({"eval_set": it.eval_set, "split": it.split, "item_id": it.item_id,
+                          "kind": it.kind, "media": it.media, "urls": list(it.urls)})
+            key = item_key(it)
+            for view, h in image_hashes.get(key, image_hashes.get(it.item_id, ())) if it.kind == "image" else ():
+                if view not in view_id:
+                    view_id[view] = len(views)
+                    views.append(view)
+                img_codes.append(int(h, 16))
+                img_item.append(i)
+                img_view.append(view_id[view])
+            for j, h in enumerate(video_hashes.get(key, video_hashes.get(it.item_id, ()))
+                                  if it.kind == "video" else ()):
+                fr_codes.append(int(h, 16))
+                fr_item.append(i)
+                fr_pos.append(j)
+            for t in it.texts:
+                words = fp.normalize_words(t)
+                if not words:
+                    continue
+                for h in set(fp.ngram_hashes(words, n)):
+                    ng_codes.append(h)
+                    ng_item.append(i)
+                ex_codes.append(fp.text_hash64(t))
+                ex_item.append(i)
+            for u in it.urls:
+                url_keys.append(fp.canonical_url(u))
+                url_item.append(i)
+
+        def sort_pair(codes, owners):
+            c = np.array(codes, dtype=np.uint64)
+            o = np.array(owners, dtype=np.int32)
+            order = np.lexsort((o, c))
+            return c[order], o[order]
+
+        ng_c, ng_i = sort_pair(ng_codes, ng_item)
+        ex_c, ex_i = sort_pair(ex_codes, ex_item)
+        arrays = {
+            "image_codes": np.array(img_codes, dtype=np.uint64),
+            "image_item": np.array(img_item, dtype=np.int32),
+            "image_view": np.array(img_view, dtype=np.int16),
+            "frame_codes": np.array(fr_codes, dtype=np.uint64),
+            "frame_item": np.array(fr_item, dtype=np.int32),
+            "frame_pos": np.array(fr_pos, dtype=np.int32),
+            "ngram_codes": ng_c, "ngram_item": ng_i,
+            "exact_codes": ex_c, "exact_item": ex_i,
+            "url_item": np.array(url_item, dtype=np.int32),
+        }
+        return cls(metas, thresholds, arrays, url_keys, views)
+
+    # ------------------------------------------------------------ file
+
+    def save(self, path) -> None:
+        header = {"format": FORMAT, "thresholds": self.thresholds, "items": self.items,
+                  "views": self.views, "url_keys": self.url_keys}
+        buf = io.BytesIO()
+        np.savez_compressed(buf, header=np.frombuffer(json.dumps(header).encode("utf-8"), dtype=np.uint8),
+                            **self.arrays)
+        _write_bytes(str(path), buf.getvalue())
+
+    @classmethod
+    def load(cls, path) -> "EvalIndex":
+        data = _read_bytes(str(path))
+        with np.load(io.BytesIO(data), allow_pickle=False) as z:
+            header = json.loads(z["header"].tobytes().decode("utf-8"))
+            if header.get("format") != FORMAT:
+                raise ValueError(f"{path}: not a dedup index (format {header.get('format')!r}, "
+                                 f"want {FORMAT!r})")
+            arrays = {k: z[k] for k in z.files if k != "header"}
+        return cls(header["items"], header["thresholds"], arrays, header["url_keys"], header["views"])
+
+    _cache: dict[str, "EvalIndex"] = {}
+
+    @classmethod
+    def load_cached(cls, path) -> "EvalIndex":
+        """One load per process and path: call from ``DoFn.setup``."""
+        key = str(path)
+        if key not in cls._cache:
+            cls._cache[key] = cls.load(key)
+        return cls._cache[key]
+
+    # ------------------------------------------------------------ stats
+
+    @property
+    def num_image_hashes(self) -> int:
+        return len(self.arrays["image_codes"])
+
+    def summary(self) -> dict:
+        per = defaultdict(lambda: defaultdict(int))
+        for it in self.items:
+            per[it["eval_set"]][it["split"]] += 1
+        return {"items": {k: dict(v) for k, v in per.items()},
+                "image_hashes": self.num_image_hashes,
+                "video_frames": len(self.arrays["frame_codes"]),
+                "text_ngrams": len(self.arrays["ngram_codes"]),
+                "exact_texts": len(self.arrays["exact_codes"]),
+                "urls": len(self.arrays["url_item"]),
+                "thresholds": self.thresholds}
+
+    # ------------------------------------------------------------ matching
+
+    def _match(self, i: int, kind: str, distance: float, detail: str = "", ref: str | None = None) -> Match:
+        it = self.items[i]
+        return Match(it["eval_set"], it["split"], it["item_id"], kind, float(distance),
+                     ref if ref is not None else it["media"], detail)
+
+    def match_images(self, phash_hexes: list[str]) -> list[list[Match]]:
+        """Batch form of :meth:`match_image` (vectorised; use it in jobs)."""
+        q = np.array([int(h, 16) for h in phash_hexes], dtype=np.uint64)
+        qi, ci, d = self._image_mih.search_pairs(q, int(self.thresholds["image"]))
+        best: list[dict[int, tuple[int, int]]] = [dict() for _ in phash_hexes]
+        items = self.arrays["image_item"][ci]
+        for a, item, dist, c in zip(qi.tolist(), items.tolist(), d.tolist(), ci.tolist()):
+            if item not in best[a] or dist < best[a][item][0]:
+                best[a][item] = (dist, c)
+        out = []
+        for b in best:
+            ms = [self._match(item, "image", dist, self.views[int(self.arrays["image_view"][c])])
+                  for item, (dist, c) in b.items()]
+            out.append(sorted(ms, key=lambda m: (m.distance, m.eval_set, m.item_id)))
+        return out
+
+    def match_image(self, phash_hex: str) -> list[Match]:
+        return self.match_images([phash_hex])[0]
+
+    def match_video(self, frame_phashes: list[str]) -> list[Match]:
+        if not frame_phashes or not len(self.arrays["frame_codes"]):
+            return []
+        q = np.array([int(h, 16) for h in frame_phashes], dtype=np.uint64)
+        qi, ci, d = self._frame_mih.search_pairs(q, int(self.thresholds["video_frame"]))
+        # per eval clip: best distance for each query frame that matched it
+        per_clip: dict[int, dict[int, int]] = defaultdict(dict)
+        for a, item, dist in zip(qi.tolist(), self.arrays["frame_item"][ci].tolist(), d.tolist()):
+            prev = per_clip[item].get(a)
+            if prev is None or dist < prev:
+                per_clip[item][a] = dist
+        out = []
+        for item, frames in per_clip.items():
+            shorter = min(len(frame_phashes), int(self._clip_frames[item]))
+            need = max(int(self.thresholds["video_min_frames"]),
+                       math.ceil(float(self.thresholds["video_min_fraction"]) * shorter))
+            need = min(need, shorter)  # a 1-frame clip can still match a 1-frame clip
+            if len(frames) >= need:
+                dists = sorted(frames.values())
+                out.append(self._match(item, "video", float(np.median(dists)),
+                                       f"{len(frames)}/{len(frame_phashes)} frames"))
+        return sorted(out, key=lambda m: (m.distance, m.eval_set, m.item_id))
+
+    def match_text(self, text: str) -> list[Match]:
+        words = fp.normalize_words(text)
+        if not words:
+            return []
+        found: dict[int, str] = {}
+        if self.thresholds.get("text_exact", True) and len(self._exact_sorted):
+            h = np.array([fp._h64(" ".join(words))], dtype=np.uint64)
+            for i in _lookup(self._exact_sorted, self.arrays["exact_item"], h):
+                found.setdefault(i, "exact")
+        n = int(self.thresholds["text_ngram"])
+        grams = fp.ngram_hashes(words, n)
+        if grams and len(self._ngram_sorted):
+            hs = np.array(grams, dtype=np.uint64)
+            for i in _lookup(self._ngram_sorted, self.arrays["ngram_item"], hs):
+                found.setdefault(i, f"{n}-gram")
+        return sorted((self._match(i, "text", 0, how) for i, how in found.items()),
+                      key=lambda m: (m.eval_set, m.split, m.item_id))
+
+    def match_url(self, url: str) -> list[Match]:
+        if not url:
+            return []
+        key = fp.canonical_url(url)
+        return [self._match(i, "url", 0, key, ref=_first_url(self.items[i], key))
+                for i in sorted(set(self._url.get(key, ())))]
+
+
+def item_key(it: EvalItem) -> str:
+    """The key :meth:`EvalIndex.from_items` looks hashes up by."""
+    return f"{it.eval_set}/{it.split}/{it.item_id}"
+
+
+def _first_url(item: dict, key: str) -> str | None:
+    for u in item["urls"]:
+        if fp.canonical_url(u) == key:
+            return u
+    return item["media"]
+
+
+def _lookup(sorted_codes: np.ndarray, owners: np.ndarray, queries: np.ndarray) -> list[int]:
+    lo = np.searchsorted(sorted_codes, queries, "left")
+    hi = np.searchsorted(sorted_codes, queries, "right")
+    out: list[int] = []
+    for a, b in zip(lo.tolist(), hi.tolist()):
+        if b > a:
+            out.extend(owners[a:b].tolist())
+    return sorted(set(out))
+
+
+def _write_bytes(path: str, data: bytes) -> None:
+    if "://" in path:
+        from apache_beam.io.filesystems import FileSystems
+        with FileSystems.create(path) as f:
+            f.write(data)
+        return
+    p = Path(path)
+    tmp = p.with_name(p.name + ".tmp")
+    tmp.write_bytes(data)
+    tmp.replace(p)
+
+
+def _read_bytes(path: str) -> bytes:
+    if "://" in path:
+        from apache_beam.io.filesystems import FileSystems
+        with FileSystems.open(path) as f:
+            return f.read()
+    return Path(path).read_bytes()
