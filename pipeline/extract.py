@@ -1,0 +1,609 @@
+"""HTML → interleaved document (step 3 of the M3W job).
+
+`extract_page(html, url)` parses a page with lxml and returns its text blocks
+and images in DOM order, the form M3W keeps (Flamingo: images stay where the
+page put them). The steps, cheapest first:
+
+1. parse with libxml2 (comments and PIs dropped by the parser; no huge_tree,
+   so nesting is capped at 256 levels and a text node at 10 MB: deeply nested
+   or giant inputs cannot blow the stack or the memory of a worker);
+2. C-level strips: script/style/noscript/template/svg/..., and the
+   boilerplate tags nav/header/footer/aside/menu/dialog; forms unless they
+   carry the page's prose (ASP.NET pages wrap the whole body in one form);
+3. hidden elements (hidden, aria-hidden=true, display:none, visibility:hidden)
+   removed, their tail text kept (one pass, which also collects the
+   elements whose class/id/role hint at page furniture);
+4. main-content selection (pipeline.main_content), unless
+   `ExtractConfig(main_content=False)`;
+5. one recursive walk of the kept subtrees emitting text blocks (p, headings,
+   li, td, blockquote, pre, dd, figcaption, ... — whitespace-normalised) and
+   `ImageRef`s.
+
+Figcaptions: the caption of a `<figure>` is stored on each image of that
+figure (`ImageRef.caption`) AND stays in `nodes` as the text block where the
+page has it (usually right after the image). For M3W that is the text a
+reader sees next to the image, the best-aligned text of the page, so it is
+kept in the stream; the pairs job reads `caption` instead. A serialiser must
+not add `caption` to the text a second time.
+
+Images: URL from srcset-like attributes (largest w, else largest x), then
+lazy-loading attributes (data-src and friends), then src; `<picture>`
+sources join the srcset candidates. Relative URLs resolve against `<base
+href>` (itself resolved against the page URL). data: URIs, 1x1 images and
+known tracking pixels are dropped and counted in `Page.dropped`; a URL
+already emitted on the page is not emitted twice ("duplicate_image").
+"""
+from __future__ import annotations
+
+import collections
+import json
+import re
+import threading
+from dataclasses import dataclass, field
+from urllib.parse import urljoin, urlsplit
+
+from lxml import etree
+
+from pipeline import main_content
+
+
+@dataclass
+class ImageRef:
+    url: str
+    alt: str = ""
+    title: str = ""
+    caption: str = ""  # text of the <figcaption> of the image's <figure>
+    width: int | None = None  # as declared in the attributes
+    height: int | None = None
+
+
+@dataclass
+class Page:
+    url: str  # base URL used for resolution (after <base href>)
+    title: str
+    lang: str | None
+    nodes: list  # DOM order: str (one text block) or ImageRef
+    dropped: collections.Counter = field(default_factory=collections.Counter)
+
+
+@dataclass(frozen=True)
+class ExtractConfig:
+    main_content: bool = True  # False: all visible text minus boilerplate tags
+
+
+# --- parsing -----------------------------------------------------------------
+
+_local = threading.local()
+
+
+def _parser(forced_utf8: bool) -> etree.HTMLParser:
+    """libxml2 parsers are not thread-safe; one pair per thread."""
+    ps = getattr(_local, "parsers", None)
+    if ps is None:
+        kw = dict(remove_comments=True, remove_pis=True, no_network=True,
+                  recover=True, huge_tree=False, collect_ids=False)
+        ps = _local.parsers = (etree.HTMLParser(**kw),
+                               etree.HTMLParser(encoding="utf-8", **kw))
+    return ps[1] if forced_utf8 else ps[0]
+
+
+def _parse(html: str | bytes, dropped: collections.Counter):
+    if isinstance(html, str):
+        # Encode ourselves: a lone surrogate becomes "?" instead of silently
+        # emptying its element, and an <?xml encoding?> prolog is harmless.
+        data = html.encode("utf-8", "replace")
+        parser = _parser(True)
+    elif isinstance(html, (bytes, bytearray, memoryview)):
+        data = bytes(html)  # libxml2 sniffs BOM/<meta charset>
+        parser = _parser(False)
+    else:
+        dropped["bad_input_type"] += 1
+        return None
+    if not data.strip():
+        dropped["empty_document"] += 1
+        return None
+    try:
+        root = etree.fromstring(data, parser)
+    except (etree.LxmlError, ValueError, TypeError) as e:  # recover=True rarely raises
+        dropped["parse_error"] += 1
+        return None
+    if root is None:
+        dropped["empty_document"] += 1
+        return None
+    return root
+
+
+# --- cleaning ----------------------------------------------------------------
+
+# Never visible as text, or not content.
+_STRIP_TAGS = ("script", "style", "noscript", "template", "svg", "canvas",
+               "iframe", "object", "embed", "select", "button", "input",
+               "textarea", "head", "link", "meta", "audio", "video", "map")
+_BOILERPLATE_TAGS = ("nav", "header", "footer", "aside", "menu", "dialog")
+_HIDING_ATTRS = frozenset(("style", "hidden", "aria-hidden"))
+_HINT_ATTRS = frozenset(("class", "id", "role"))
+_HIDDEN_STYLE = re.compile(r"display\s*:\s*none|visibility\s*:\s*hidden", re.I)
+
+
+def _is_hidden(el) -> bool:
+    if el.get("hidden") is not None:
+        return True
+    if (el.get("aria-hidden") or "").strip().lower() == "true":
+        # Rendered-math fallback images (Wikipedia) are visible despite it.
+        return not (el.tag == "img" and "fallback-image" in (el.get("class") or ""))
+    style = el.get("style")
+    return bool(style) and bool(_HIDDEN_STYLE.search(style))
+
+
+def _remove(el) -> None:
+    """Remove an element, keeping its tail text in the document."""
+    parent = el.getparent()
+    if parent is None:
+        return
+    tail = el.tail
+    if tail and tail.strip():
+        prev = el.getprevious()
+        if prev is not None:
+            prev.tail = (prev.tail or "") + tail
+        else:
+            parent.text = (parent.text or "") + tail
+    parent.remove(el)
+
+
+def _unwrap_noscript_images(root) -> None:
+    """Lazy-loading pages put the real <img> in a <noscript> next to a
+    placeholder. Keep the noscript image, drop the placeholder(s) before it."""
+    for ns in list(root.iter("noscript")):
+        imgs = list(ns.iter("img"))
+        if len(imgs) != 1:
+            continue
+        parent = ns.getparent()
+        if parent is None:
+            continue
+        placeholders = []
+        sib = ns.getprevious()
+        looked = 0
+        while sib is not None and looked < 3:
+            if isinstance(sib.tag, str):
+                looked += 1
+                if sib.tag == "img":
+                    placeholders.append(sib)
+                else:
+                    found = list(sib.iter("img"))
+                    if len(found) != 1 or "".join(sib.itertext()).strip():
+                        break  # real content, not a placeholder wrapper
+                    placeholders.extend(found)
+            sib = sib.getprevious()
+        if not placeholders:
+            continue
+        for ph in placeholders:
+            _remove(ph)
+        img = imgs[0]
+        img.tail = None
+        ns.addprevious(img)
+
+
+def _clean(root, hints: bool) -> set:
+    """Strip what is never article text. With `hints`, returns the elements
+    whose class/id/role mark them as unlikely to be content (for the
+    main-content scorer; they stay in the tree)."""
+    _unwrap_noscript_images(root)
+    etree.strip_elements(root, *_STRIP_TAGS, with_tail=False)
+    # An article's own <header> holds its title, byline and hero image; the
+    # page's <header> is the site banner. Keep the former (as a plain div).
+    for art in root.iter("article"):
+        for h in art.iter("header"):
+            h.tag = "div"
+    etree.strip_elements(root, *_BOILERPLATE_TAGS, with_tail=False)
+    for form in list(root.iter("form")):
+        # Drop a form unless it holds the page's prose (a whole-page form).
+        if _count_prose(form) < 3:
+            _remove(form)
+    # One Python pass over the elements finds the hidden ones and the unlikely
+    # ones: el.keys() and a set test are cheaper than any XPath over //*.
+    hidden = []
+    unlikely = set()
+    is_unlikely = main_content.is_unlikely
+    for el in root.iter():
+        keys = el.keys()
+        if not keys:
+            continue
+        if not _HIDING_ATTRS.isdisjoint(keys) and _is_hidden(el):
+            hidden.append(el)
+        elif hints and not _HINT_ATTRS.isdisjoint(keys) and is_unlikely(el):
+            unlikely.add(el)
+    for el in hidden:
+        _remove(el)
+    return unlikely
+
+
+def _count_prose(el) -> int:
+    n = 0
+    for p in el.iter("p"):
+        t = p.text
+        if t and len(t) > 80:
+            n += 1
+            if n >= 3:
+                break
+    return n
+
+
+# --- metadata ----------------------------------------------------------------
+
+_WS = re.compile(r"\s+")
+_LANG = re.compile(r"^([a-zA-Z]{2,3})(?:[-_].*)?$")
+
+
+def _norm(s: str | None) -> str:
+    return " ".join(s.split()) if s else ""
+
+
+def _title(root) -> str:
+    t = root.find(".//title")
+    if t is not None:
+        s = _norm("".join(t.itertext()))
+        if s:
+            return s
+    for el in root.iter("h1"):
+        s = _norm("".join(el.itertext()))
+        if s:
+            return s
+    return ""
+
+
+def _lang(root) -> str | None:
+    cands = [root.get("lang"), root.get("{http://www.w3.org/XML/1998/namespace}lang"),
+             root.get("xml:lang")]
+    for meta in root.iter("meta"):
+        if (meta.get("http-equiv") or "").lower() == "content-language":
+            cands.append(meta.get("content"))
+    for c in cands:
+        if c:
+            m = _LANG.match(c.strip().split(",")[0].strip())
+            if m:
+                return m.group(1).lower()
+    return None
+
+
+def _base_url(root, url: str) -> str:
+    for base in root.iter("base"):
+        href = (base.get("href") or "").strip()
+        if href and not href.lower().startswith(("javascript:", "data:")):
+            try:
+                resolved = urljoin(url, href)
+            except ValueError:
+                return url
+            if urlsplit(resolved).scheme in ("http", "https"):
+                return resolved
+        break
+    return url
+
+
+# --- images ------------------------------------------------------------------
+
+_SRCSET_ATTRS = ("srcset", "data-srcset", "data-lazy-srcset", "data-src-set",
+                 "data-original-set", "data-lazy-src-set")
+_LAZY_ATTRS = ("data-src", "data-lazy-src", "data-original", "data-url",
+               "data-hi-res-src", "data-full-src", "data-large-src",
+               "data-original-src", "data-lazy", "data-echo", "data-img-src",
+               "data-image", "data-actualsrc", "data-orig-src", "data-src-large",
+               "data-fallback-src", "data-defer-src", "original-src", "data-cfsrc")
+_SRCSET_ITEM = re.compile(r"(\S+)(?:\s+([^,]*))?")
+_DIM = re.compile(r"^\s*(\d+)(?:\.\d*)?\s*(?:px)?\s*$", re.I)
+_PIXEL_URL = re.compile(
+    r"(?:facebook\.com/tr|google-analytics\.com|googletagmanager\.com|"
+    r"doubleclick\.net|scorecardresearch\.com|quantserve\.com|/b/ss/|"
+    r"pixel\.wp\.com|stats\.wp\.com|analytics\.|bat\.bing\.com|"
+    r"(?:^|[/_.-])(?:pixel|spacer|blank|transparent|clear|1x1|beacon|tracking)"
+    r"(?:[-_.]\w+)*\.(?:gif|png)(?:$|\?))", re.I)
+
+
+def _dim(v: str | None) -> int | None:
+    if not v:
+        return None
+    m = _DIM.match(v)
+    return int(m.group(1)) if m else None
+
+
+def parse_srcset(srcset: str) -> list[tuple[str, float, str]]:
+    """[(url, size, unit)] with unit 'w' or 'x' (a bare URL is 1x). URLs may
+    contain commas (image CDNs do), so items split at ', ' after a descriptor."""
+    out = []
+    pos = 0
+    n = len(srcset)
+    while pos < n:
+        while pos < n and (srcset[pos].isspace() or srcset[pos] == ","):
+            pos += 1
+        m = _SRCSET_ITEM.match(srcset, pos)
+        if not m:
+            break
+        url, desc = m.group(1), m.group(2)
+        pos = m.end() + 1
+        if url.endswith(",") and not desc:
+            url = url.rstrip(",")
+        size, unit = 1.0, "x"
+        for d in (desc or "").split():
+            try:
+                if d[-1] in "wW":
+                    size, unit = float(d[:-1]), "w"
+                elif d[-1] in "xX":
+                    size, unit = float(d[:-1]), "x"
+            except ValueError:
+                pass
+        if url:
+            out.append((url, size, unit))
+    return out
+
+
+def _largest(cands: list[tuple[str, float, str]]) -> str | None:
+    if not cands:
+        return None
+    ws = [c for c in cands if c[2] == "w"]
+    pool = ws or cands
+    return max(pool, key=lambda c: c[1])[0]
+
+
+def _is_usable(u: str | None) -> bool:
+    return bool(u) and not u.startswith(("data:", "#", "about:", "javascript:"))
+
+
+def image_url(img) -> tuple[str | None, str | None]:
+    """(raw URL, None) or (None, drop reason) for an <img>-like element."""
+    cands = []
+    saw_data = False
+    for a in _SRCSET_ATTRS:
+        v = img.get(a)
+        if v:
+            cands.extend(c for c in parse_srcset(v) if _is_usable(c[0]))
+    parent = img.getparent()
+    if parent is not None and parent.tag == "picture":
+        for src in parent.iter("source"):
+            for a in _SRCSET_ATTRS + ("src", "data-src"):
+                v = src.get(a)
+                if v:
+                    cands.extend(c for c in parse_srcset(v) if _is_usable(c[0]))
+    best = _largest(cands)
+    if best:
+        return best, None
+    for a in _LAZY_ATTRS:
+        v = img.get(a)
+        if v:
+            v = v.strip()
+            if v.startswith("{"):
+                v = _url_from_json(v)  # MSN: data-src='{"default": "/img..."}'
+            if _is_usable(v):
+                return v, None
+            saw_data = saw_data or (v or "").startswith("data:")
+    src = (img.get("src") or "").strip()
+    if _is_usable(src):
+        return src, None
+    if src.startswith("data:") or saw_data:
+        return None, "data_uri"
+    return None, "no_src"
+
+
+def _url_from_json(v: str) -> str | None:
+    """The image URL in a JSON attribute value: the first string under a
+    src/url/default-like key, searched breadth-first."""
+    try:
+        queue = [json.loads(v)]
+    except ValueError:
+        return None
+    for obj in queue[:50]:
+        if isinstance(obj, dict):
+            for key in ("src", "url", "default", "large", "original"):
+                val = obj.get(key)
+                if isinstance(val, str):
+                    return val.strip()
+            queue.extend(obj.values())
+        elif isinstance(obj, list):
+            queue.extend(obj)
+    return None
+
+
+_BAD_URL_CHARS = re.compile(r"[\s{}<>\"]")
+
+
+def _is_tracking(url: str, w: int | None, h: int | None) -> bool:
+    if (w is not None and w <= 1 and (h is None or h <= 1)) or \
+            (h is not None and h <= 1 and w is None):
+        return True
+    return bool(_PIXEL_URL.search(url))
+
+
+# --- emission ----------------------------------------------------------------
+
+_BLOCK = frozenset(
+    ("p", "h1", "h2", "h3", "h4", "h5", "h6", "li", "blockquote", "pre", "td",
+     "th", "dd", "dt", "figcaption", "div", "section", "article", "main", "ul",
+     "ol", "dl", "table", "tr", "tbody", "thead", "tfoot", "figure", "address",
+     "caption", "hr", "details", "summary", "center", "fieldset", "legend",
+     "form", "body", "html", "header", "footer", "nav", "aside", "picture"))
+_IMG_TAGS = frozenset(("img", "amp-img"))
+
+
+class _Emitter:
+    __slots__ = ("nodes", "buf", "skip", "base", "dropped", "seen", "captions")
+
+    def __init__(self, base: str, skip: set, dropped: collections.Counter):
+        self.nodes: list = []
+        self.buf: list = []
+        self.skip = skip
+        self.base = base
+        self.dropped = dropped
+        self.seen: set = set()
+        self.captions: list = []
+
+    def flush(self):
+        if self.buf:
+            s = " ".join("".join(self.buf).split())
+            self.buf = []
+            if s:
+                self.nodes.append(s)
+
+    def image(self, img):
+        raw, why = image_url(img)
+        if raw is None:
+            self.dropped[why] += 1
+            return
+        try:
+            url = urljoin(self.base, raw)
+            scheme = urlsplit(url).scheme
+        except ValueError:
+            self.dropped["bad_url"] += 1
+            return
+        if scheme not in ("http", "https") or _BAD_URL_CHARS.search(url):
+            self.dropped["bad_url"] += 1
+            return
+        w, h = _dim(img.get("width")), _dim(img.get("height"))
+        if _is_tracking(url, w, h):
+            self.dropped["tracking_pixel"] += 1
+            return
+        if url in self.seen:
+            self.dropped["duplicate_image"] += 1
+            return
+        self.seen.add(url)
+        self.flush()
+        self.nodes.append(ImageRef(
+            url=url, alt=_norm(img.get("alt")), title=_norm(img.get("title")),
+            caption=self.captions[-1] if self.captions else "", width=w, height=h))
+
+    def walk(self, el):
+        tag = el.tag
+        if tag in _IMG_TAGS:
+            self.image(el)
+            return
+        if tag == "br":
+            self.buf.append(" ")
+            return
+        block = tag in _BLOCK
+        if block:
+            self.flush()
+        figure = tag == "figure"
+        if figure:
+            cap = next(el.iter("figcaption"), None)
+            self.captions.append(_norm("".join(cap.itertext())) if cap is not None else "")
+        if el.text:
+            self.buf.append(el.text)
+        skip = self.skip
+        buf = self.buf
+        for ch in el:
+            if ch.tag.__class__ is str and not (skip and ch in skip):
+                self.walk(ch)
+                buf = self.buf  # flush() replaced it
+            tail = ch.tail
+            if tail:
+                buf.append(tail)
+        if figure:
+            self.captions.pop()
+        if block:
+            self.flush()
+
+
+_LEAD_HINT = re.compile(r"hero|lead|featured|feature-image|main-image|top-image|post-image|cover|article-image", re.I)
+
+
+def _lead_images(parts, body, em: _Emitter) -> None:
+    """A hero figure just before the article body (a previous sibling of the
+    main content or of one of its two nearest ancestors, with no prose in
+    between) belongs to the article: emit its large images first."""
+    node = parts[0]
+    for _ in range(3):
+        if node is None or node is body:
+            return
+        sib = node.getprevious()
+        looked = 0
+        while sib is not None and looked < 3:
+            if isinstance(sib.tag, str) and sib not in em.skip:
+                looked += 1
+                text_len = len(_norm("".join(sib.itertext())))
+                imgs = [i for i in sib.iter("img", "amp-img")
+                        if i not in em.skip and _looks_lead(i, sib)]
+                if imgs:
+                    if text_len < 400:  # a figure, not a list of teasers
+                        for img in imgs:
+                            fig = _figure_of(img, sib)
+                            cap = ""
+                            if fig is not None:
+                                fc = next(fig.iter("figcaption"), None)
+                                cap = _norm("".join(fc.itertext())) if fc is not None else ""
+                            em.captions.append(cap)
+                            em.image(img)
+                            em.captions.pop()
+                            if cap:
+                                em.nodes.append(cap)
+                    return
+                if text_len > 200:
+                    return  # prose in between: whatever is above is not the lead
+            sib = sib.getprevious()
+        node = node.getparent()
+
+
+def _figure_of(img, stop):
+    p = img
+    while p is not None:
+        if p.tag == "figure":
+            return p
+        if p is stop:
+            return None
+        p = p.getparent()
+    return None
+
+
+def _looks_lead(img, container) -> bool:
+    w, h = _dim(img.get("width")), _dim(img.get("height"))
+    if w is not None or h is not None:
+        return (w is None or w >= 300) and (h is None or h >= 150)
+    p = img
+    while p is not None:
+        if p.tag in ("figure", "picture"):
+            return True
+        hint = f"{p.get('class') or ''} {p.get('id') or ''}"
+        if _LEAD_HINT.search(hint):
+            return True
+        if p is container:
+            return False
+        p = p.getparent()
+    return False
+
+
+def extract_page(html: str | bytes, url: str, cfg: ExtractConfig = ExtractConfig()) -> Page:
+    """Parse `html` (a decoded str, or bytes for libxml2 to sniff) and return
+    its interleaved document. Never raises on bad input: an unusable page
+    comes back with nodes=[] and the reason counted in `dropped`."""
+    dropped: collections.Counter = collections.Counter()
+    root = _parse(html, dropped)
+    if root is None:
+        return Page(url=url, title="", lang=None, nodes=[], dropped=dropped)
+    try:
+        return _extract(root, url, cfg, dropped)
+    except RecursionError:
+        dropped["too_deep"] += 1
+    except Exception:  # noqa: BLE001 - a worker must survive any one page
+        dropped["extract_error"] += 1
+    return Page(url=url, title="", lang=None, nodes=[], dropped=dropped)
+
+
+def _extract(root, url: str, cfg: ExtractConfig, dropped) -> Page:
+    base = _base_url(root, url)
+    title = _title(root)
+    lang = _lang(root)
+    body = root.find("body")
+    if body is None:
+        body = root
+    unlikely = _clean(root, hints=cfg.main_content)
+    skip: set = set()
+    parts = [body]
+    top = body
+    if cfg.main_content:
+        sel = main_content.find_main_content(body, unlikely)
+        parts, skip, top = sel.parts, sel.skip, sel.top
+    em = _Emitter(base, skip, dropped)
+    if cfg.main_content and top is not body:
+        _lead_images(parts, body, em)
+    for part in parts:
+        em.walk(part)
+    em.flush()
+    if not em.nodes:
+        dropped["no_content"] += 1
+    return Page(url=base, title=title, lang=lang, nodes=em.nodes, dropped=dropped)

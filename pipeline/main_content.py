@@ -1,0 +1,426 @@
+"""Main-content scoring: which subtrees of a page hold the article.
+
+A readability-style scorer (the idea of Arc90's / Mozilla's Readability,
+written here for lxml and for speed): every paragraph-like element with at
+least 25 characters of text gives points (1 + commas + one per 100 chars,
+at most 3) to its parent, half to its grandparent and a sixth to the next
+ancestor. A candidate's score starts from its tag and its class/id hints
+(article/content/post +25, comment/sidebar/share/related/promo -25) and is
+scaled by (1 - link density). The best candidate may move up to a common
+ancestor of close competitors, or to a parent with a higher score; its
+siblings with good scores (or plain paragraphs of prose) join it. Inside the
+chosen subtrees, link-heavy or form-like blocks (lists of links, share bars,
+galleries without text) are cut by `clean_conditionally`.
+
+Nothing here mutates the tree: elements judged unlikely or cut are returned
+as a *skip set* that the emitter (pipeline.extract) honours. That lets a
+second pass with relaxed rules run on the same tree when the first one found
+too little (under 500 characters), without re-parsing.
+
+Cost: one recursive Python walk over the body (text lengths, link lengths
+and commas of every element are measured bottom-up in it), plus a handful
+of C-level `iter(tag)` counts for the few elements inside the article.
+"""
+from __future__ import annotations
+
+import collections
+import re
+from dataclasses import dataclass, field
+
+# Class/id hints. The lists follow Readability's well-tested vocabularies.
+UNLIKELY = re.compile(
+    r"banner|breadcrumbs?|combx|comment|community|cover-wrap|disqus|extra|foot|"
+    r"header|legends|menu|modal|related|remark|replies|rss|shoutbox|sidebar|"
+    r"skyscraper|social|sponsor|supplemental|ad-break|agegate|pagination|pager|"
+    r"popup|yom-remote|newsletter|subscribe|cookie|consent")
+MAYBE = re.compile(r"and|article|body|column|content|main|shadow|mathjax")
+POSITIVE = re.compile(
+    r"article|body|content|entry|hentry|h-entry|main|page|pagination|post|text|"
+    r"blog|story")
+NEGATIVE = re.compile(
+    r"hidden|^hid$| hid$| hid |^hid |banner|combx|comment|com-|contact|foot|"
+    r"footer|footnote|masthead|media|meta|modal|outbrain|promo|related|scroll|"
+    r"share|shoutbox|sidebar|skyscraper|sponsor|shopping|tags|tool|widget|"
+    r"taboola|newsletter|subscribe")
+BYLINE = re.compile(r"byline|author|dateline|writtenby|p-author")
+SHARE = re.compile(r"(\b|_)(share|sharedaddy)(\b|_)")
+UNLIKELY_ROLES = frozenset(
+    ("menu", "menubar", "complementary", "navigation", "alert", "alertdialog",
+     "dialog"))
+
+# Tags whose text is scored as a paragraph; a div counts too when it has no
+# block-level child (sites that write paragraphs as divs).
+SCORE_TAGS = frozenset(("p", "td", "pre", "section", "h2", "h3", "h4", "h5", "h6"))
+BLOCK_CHILD = frozenset(
+    ("a", "blockquote", "dl", "div", "img", "ol", "p", "pre", "table", "ul",
+     "select", "section", "article", "figure", "h1", "h2", "h3", "h4", "h5",
+     "h6", "picture"))
+TAG_SCORE = {"div": 5, "article": 5, "main": 5, "pre": 3, "td": 3,
+             "blockquote": 3, "address": -3, "ol": -3, "ul": -3, "dl": -3,
+             "dd": -3, "dt": -3, "li": -3, "form": -3, "h1": -5, "h2": -5,
+             "h3": -5, "h4": -5, "h5": -5, "h6": -5, "th": -5}
+_COUNTED = ("p", "img", "li", "input", "object", "embed", "iframe")
+CONDITIONAL_TAGS = ("form", "fieldset", "table", "ul", "div", "section", "aside")
+MIN_ARTICLE_CHARS = 500
+N_TOP = 5
+
+
+@dataclass
+class Measure:
+    """Bottom-up text statistics of one walk: element -> (chars, link chars,
+    commas, images), and the raw paragraph points each ancestor collected."""
+    stats: dict = field(default_factory=dict)
+    points: dict = field(default_factory=dict)
+
+
+# The patterns are case-sensitive and applied to lowercased strings: re.I
+# makes these alternations ~10x slower. Class names also repeat across a page
+# and the pages of a site, so results are memoised per string.
+_CACHE_MAX = 200_000
+_weight_cache: dict = {}
+_unlikely_cache: dict = {}
+
+
+def _hint_weight(s: str) -> int:
+    w = _weight_cache.get(s)
+    if w is None:
+        low = s.lower()
+        w = (-25 if NEGATIVE.search(low) else 0) + (25 if POSITIVE.search(low) else 0)
+        if len(_weight_cache) > _CACHE_MAX:
+            _weight_cache.clear()
+        _weight_cache[s] = w
+    return w
+
+
+def clear_caches() -> None:
+    _weight_cache.clear()
+    _unlikely_cache.clear()
+
+
+def class_weight(el) -> int:
+    w = 0
+    cls = el.get("class")
+    if cls:
+        w += _hint_weight(cls)
+    ident = el.get("id")
+    if ident:
+        w += _hint_weight(ident)
+    return w
+
+
+def is_unlikely(el) -> bool:
+    """Class/id/role mark the element as page furniture (menus, comments,
+    share bars, sidebars...). Memoised on the attribute values."""
+    key = (el.get("class"), el.get("id"), el.get("role"))
+    u = _unlikely_cache.get(key)
+    if u is None:
+        cls, ident, role = key
+        if role and role.strip().lower() in UNLIKELY_ROLES:
+            u = True
+        elif cls or ident:
+            low = f"{cls or ''} {ident or ''}".lower()
+            u = bool(UNLIKELY.search(low)) and not MAYBE.search(low)
+        else:
+            u = False
+        if len(_unlikely_cache) > _CACHE_MAX:
+            _unlikely_cache.clear()
+        _unlikely_cache[key] = u
+    return u and el.tag not in _NEVER_UNLIKELY
+
+
+_NEVER_UNLIKELY = frozenset(("a", "body", "html"))
+
+
+def measure(body, skip: set) -> Measure:
+    """One recursive walk: text/link/comma/image counts for every element, and
+    the readability points of each paragraph given to its three nearest
+    ancestors (passed down as arguments: cheaper than a stack). Depth is
+    bounded by the parser (libxml2 caps HTML nesting at 256 without
+    huge_tree), well under Python's recursion limit."""
+    m = Measure()
+    stats = m.stats
+    points = m.points
+    score_tags = SCORE_TAGS
+    block_child = BLOCK_CHILD
+    pget = points.get
+
+    def walk(el, p1, p2, p3):
+        tag = el.tag
+        t = el.text
+        tl = cm = 0
+        if t:
+            t = t.strip()
+            if t:
+                tl = len(t)
+                cm = t.count(",")
+        dtl = tl  # the element's own (direct) text
+        dcm = cm
+        ll = 0
+        ni = 1 if tag == "img" else 0
+        has_block = False
+        for ch in el:
+            ctag = ch.tag
+            if ctag.__class__ is str and not (skip and ch in skip):
+                ctl, cll, ccm, cni = walk(ch, el, p1, p2)
+                tl += ctl
+                ll += cll
+                cm += ccm
+                ni += cni
+                if not has_block and ctag in block_child:
+                    has_block = True
+            tail = ch.tail
+            if tail:
+                tail = tail.strip()
+                if tail:
+                    n = len(tail)
+                    c = tail.count(",")
+                    tl += n
+                    cm += c
+                    dtl += n
+                    dcm += c
+        if tag == "a":
+            ll = tl
+        r = stats[el] = (tl, ll, cm, ni)
+        if tag in score_tags or (tag == "div" and not has_block):
+            if tl >= 25 and p1 is not None:
+                score = 2 + cm + min(tl // 100, 3)
+                points[p1] = pget(p1, 0.0) + score
+                if p2 is not None:
+                    points[p2] = pget(p2, 0.0) + score / 2
+                    if p3 is not None:
+                        points[p3] = pget(p3, 0.0) + score / 6
+        elif tag == "div" and dtl >= 25:
+            # Loose text between the blocks of a div scores as a paragraph
+            # whose parent is the div itself.
+            score = 2 + dcm + min(dtl // 100, 3)
+            points[el] = pget(el, 0.0) + score
+            if p1 is not None:
+                points[p1] = pget(p1, 0.0) + score / 2
+                if p2 is not None:
+                    points[p2] = pget(p2, 0.0) + score / 6
+        return r
+
+    walk(body, None, None, None)
+    return m
+
+
+@dataclass
+class Selection:
+    parts: list          # article subtrees, DOM order
+    top: object          # the top candidate element
+    skip: set            # elements the emitter must leave out
+    chars: int           # text characters in parts (after skips, approximate)
+
+
+def _score(el, m: Measure, weigh: bool) -> float:
+    tl, ll = m.stats.get(el, _NO_STATS)[:2]
+    s = m.points.get(el, 0.0) + TAG_SCORE.get(el.tag, 0)
+    if weigh:
+        s += class_weight(el)
+    return s * (1.0 - (ll / tl if tl else 0.0))
+
+
+def _ancestors(el, stop):
+    out = []
+    p = el.getparent()
+    while p is not None and p is not stop:
+        out.append(p)
+        p = p.getparent()
+    return out
+
+
+def select(body, unlikely: set, strip_unlikely=True, weigh=True, clean=True) -> Selection:
+    skip = set(unlikely) if strip_unlikely else set()
+    m = measure(body, skip)
+    scores = {el: _score(el, m, weigh) for el in m.points}
+    ranked = sorted(scores, key=scores.__getitem__, reverse=True)[:N_TOP]
+    if not ranked or ranked[0] is body:
+        top = body
+    else:
+        top = ranked[0]
+        top_score = scores[top] or 1e-9
+        # Several close competitors under one ancestor: the article is split
+        # in blocks (e.g. one div per section); take their common ancestor.
+        alts = [set(_ancestors(c, body)) for c in ranked[1:]
+                if scores[c] / top_score >= 0.75]
+        if len(alts) >= 3:
+            p = top.getparent()
+            while p is not None and p is not body:
+                if sum(p in a for a in alts) >= 3:
+                    top = p
+                    break
+                p = p.getparent()
+        # A parent scoring higher than its child is a better container.
+        p = top.getparent()
+        last = scores.get(top, 0.0)
+        threshold = last / 3
+        while p is not None and p is not body:
+            if p not in scores:
+                p = p.getparent()
+                continue
+            ps = scores[p]
+            if ps < threshold:
+                break
+            if ps > last:
+                top = p
+                break
+            last = ps
+            p = p.getparent()
+        # An only child: its parent lets the sibling pass see more.
+        p = top.getparent()
+        while p is not None and p is not body and len(p) == 1:
+            top = p
+            p = top.getparent()
+    if top is body:
+        parts = [body]
+    else:
+        parts = _siblings(top, scores, m, skip)
+    chars = sum(m.stats.get(p, _NO_STATS)[0] for p in parts)
+    if clean:
+        before = set(skip)
+        for part in parts:
+            clean_conditionally(part, m, scores, skip, weigh)
+        cut = skip - before
+        for el in cut:
+            p = el.getparent()
+            while p is not None and p not in cut:
+                p = p.getparent()
+            if p is None:  # outermost cut: its text leaves the article
+                chars -= m.stats.get(el, _NO_STATS)[0]
+    return Selection(parts, top, skip, chars)
+
+
+def _siblings(top, scores, m: Measure, skip):
+    parent = top.getparent()
+    top_score = scores.get(top, 0.0)
+    threshold = max(10.0, top_score * 0.2)
+    top_cls = top.get("class") or ""
+    parts = []
+    for sib in parent:
+        if sib is top:
+            parts.append(sib)
+            continue
+        if sib in skip or not isinstance(sib.tag, str):
+            continue
+        bonus = top_score * 0.2 if top_cls and sib.get("class") == top_cls else 0.0
+        if sib in scores and scores[sib] + bonus >= threshold:
+            parts.append(sib)
+        elif sib.tag == "p":
+            tl, ll = m.stats.get(sib, _NO_STATS)[:2]
+            ld = ll / tl if tl else 0.0
+            if tl > 80 and ld < 0.25:
+                parts.append(sib)
+            elif 0 < tl <= 80 and ll == 0 and _ends_sentence(sib):
+                parts.append(sib)
+    return parts
+
+
+_SENTENCE = re.compile(r"\.( |$)")
+
+
+def _ends_sentence(el) -> bool:
+    return bool(_SENTENCE.search(" ".join("".join(el.itertext()).split())))
+
+
+def _count(el, tag) -> int:
+    n = 0
+    for _ in el.iter(tag):
+        n += 1
+    return n
+
+
+def _has_ancestor(el, tag, stop, depth=3) -> bool:
+    p = el.getparent()
+    while p is not None and p is not stop and depth:
+        if p.tag == tag:
+            return True
+        p = p.getparent()
+        depth -= 1
+    return False
+
+
+def _is_data_table(t) -> bool:
+    if t.get("role") == "presentation" or t.get("datatable") == "0":
+        return False
+    if t.get("summary") or t.find(".//caption") is not None:
+        return True
+    for tag in ("th", "thead", "tfoot", "colgroup", "col"):
+        if next(t.iter(tag), None) is not None:
+            return True
+    if _count(t, "table") > 1:
+        return False  # nested tables are layout
+    rows = _count(t, "tr")
+    cols = max((len(tr) for tr in t.iter("tr")), default=0)
+    return rows >= 10 or cols > 4 or rows * cols > 10
+
+
+def clean_conditionally(part, m: Measure, scores, skip: set, weigh: bool):
+    """Mark for skipping the blocks inside an article part that look like
+    furniture: negative score, more images/list items/inputs than prose, or
+    link-heavy. Short bylines, share widgets and negatively-hinted h1/h2 go too.
+    Deepest elements are judged first, as their removal is what a reader sees.
+    Data tables and anything inside a table or <code> are kept."""
+    stats = m.stats
+    for el in reversed([e for e in part.iter(*CONDITIONAL_TAGS, "h1", "h2") if e is not part]):
+        if el in skip:
+            continue
+        tl, ll, cm, nimg = stats.get(el, _NO_STATS)
+        if not tl and not nimg:
+            continue  # nothing a reader would see either way
+        tag = el.tag
+        w = class_weight(el) if weigh else 0
+        if tag == "h1" or tag == "h2":
+            if w < 0:
+                skip.add(el)
+            continue
+        cls_id = f"{el.get('class') or ''} {el.get('id') or ''}".lower()
+        if tl < 500 and SHARE.search(cls_id) or tl < 100 and BYLINE.search(cls_id):
+            skip.add(el)
+            continue
+        if w + scores.get(el, 0.0) < 0:
+            cut = True
+        elif nimg == 1 and tl < 300 and w >= 0 and ll * 2 <= tl:
+            # One image with at most a caption (e.g. Wikipedia's thumb divs):
+            # a figure in all but name, the unit M3W wants most. (A linked
+            # headline under a thumbnail is a teaser, not a caption.)
+            cut = False
+        elif cm >= 10:
+            cut = False
+        else:
+            counts = collections.Counter(e.tag for e in el.iter(*_COUNTED))
+            p = counts["p"]
+            li = counts["li"] - 100
+            embeds = counts["object"] + counts["embed"] + counts["iframe"]
+            ld = ll / tl if tl else 0.0
+            is_list = tag == "ul" or tag == "ol"
+            cut = ((not is_list and li > p)
+                   or counts["input"] > p // 3
+                   or (not is_list and w < 25 and ld > 0.2)
+                   or (w >= 25 and ld > 0.5)
+                   or (embeds == 1 and tl < 75) or embeds > 1)
+            if not cut and ((nimg > 1 and p / nimg < 0.5)
+                            or (not is_list and tl < 25 and (nimg == 0 or nimg > 2))):
+                cut = not _has_ancestor(el, "figure", part, depth=-1)
+        if cut and not (tag == "table" and _is_data_table(el)
+                        or _has_ancestor(el, "table", part)
+                        or _has_ancestor(el, "code", part)):
+            skip.add(el)
+
+
+_NO_STATS = (0, 0, 0, 0)
+
+
+def find_main_content(body, unlikely: set) -> Selection:
+    """Readability's sieve: strict rules first; if the article is too short,
+    retry without removing unlikely candidates, then without class weights,
+    then without conditional cleaning; keep the first long enough result, or
+    the longest one. `unlikely`: the elements `is_unlikely` picked."""
+    best = None
+    for flags in ((True, True, True), (False, True, True), (False, False, True),
+                  (False, False, False)):
+        sel = select(body, unlikely, *flags)
+        if sel.chars >= MIN_ARTICLE_CHARS:
+            return sel
+        if best is None or sel.chars > best.chars:
+            best = sel
+    return best
