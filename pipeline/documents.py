@@ -1,0 +1,197 @@
+"""Page records → candidate M3W documents, and candidates + processed images →
+samples.  Pure functions (no Beam) so they are tested directly; the Beam job
+in :mod:`pipeline.m3w` wires them up.
+
+A candidate document is a plain dict::
+
+    {"key", "url", "title", "lang", "lang_score", "source": {"file", "offset"},
+     "nodes": [{"text": ...} | {"image": i, "url", "alt", "title", "caption"}]}
+
+where ``i`` numbers the document's candidate images in DOM order.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from urllib.parse import urldefrag
+
+from shards.schema import build_m3w_sample, make_key, serialize_interleaved
+
+from .decode import decode_html
+from .extract import ExtractConfig, ImageRef, extract_page
+from .filters import (FilterConfig, LangId, count_words, document_drop_reason,
+                      image_drop_reason, language_drop_reason, paragraph_drop_reason)
+from .read import Record
+
+log = logging.getLogger(__name__)
+
+
+def media_key(url: str) -> str:
+    """The key an image is joined on (archived copy ↔ reference): URL sans fragment."""
+    return urldefrag(url)[0]
+
+
+@dataclass
+class Outcome:
+    """What one step produced, and every drop it made, by reason."""
+
+    value: object = None
+    drops: dict = field(default_factory=dict)
+
+    def drop(self, reason: str, n: int = 1) -> None:
+        self.drops[reason] = self.drops.get(reason, 0) + n
+
+
+def candidate_document(rec: Record, fcfg: FilterConfig, ecfg: ExtractConfig,
+                       langid: LangId) -> Outcome:
+    """Decode, extract and filter one page; ``value`` is the candidate or None."""
+    out = Outcome()
+    html, _how = decode_html(rec.body, rec.charset)
+    page = extract_page(html, rec.url, ecfg)
+    for reason, n in page.dropped.items():
+        out.drop(f"node_{reason}", n)
+    nodes: list[dict] = []
+    seen_images: set[str] = set()
+    texts: list[str] = []
+    n_images = 0
+    for node in page.nodes:
+        if isinstance(node, ImageRef):
+            reason = image_drop_reason(node.url, node.width, node.height, fcfg)
+            if reason is None and media_key(node.url) in seen_images:
+                reason = "duplicate_in_document"
+            if reason:
+                out.drop(f"image_{reason}")
+                continue
+            seen_images.add(media_key(node.url))
+            nodes.append({"image": n_images, "url": node.url, "alt": node.alt,
+                          "title": node.title, "caption": node.caption})
+            n_images += 1
+        else:
+            reason = paragraph_drop_reason(node, fcfg)
+            if reason:
+                out.drop(f"paragraph_{reason}")
+                continue
+            nodes.append({"text": node})
+            texts.append(node)
+    text = "\n".join(texts)
+    num_words = count_words(text)
+    # The minimum image count is checked again after fetching; the maximum is
+    # checked here so a page with 10,000 images never triggers 10,000 fetches.
+    reason = document_drop_reason(num_words, n_images, fcfg)
+    if reason:
+        out.drop(f"document_{reason}")
+        return out
+    lang, score = langid(text)
+    reason = language_drop_reason(lang, score, fcfg)
+    if reason:
+        out.drop(f"document_{reason}")
+        return out
+    out.value = {
+        "key": make_key(rec.url),
+        "url": rec.url,
+        "title": page.title,
+        "lang": lang,
+        "lang_score": round(score, 4),
+        "source": {"file": rec.source, "offset": rec.offset},
+        "nodes": nodes,
+        "num_words": num_words,
+    }
+    return out
+
+
+def image_requests(doc: dict):
+    """(media_key(url), (doc key, image index)) for every candidate image."""
+    for node in doc["nodes"]:
+        if "image" in node:
+            yield media_key(node["url"]), (doc["key"], node["image"])
+
+
+def assemble_sample(doc: dict, images: dict[int, dict], fcfg: FilterConfig,
+                    dedup_drop: set[int] = frozenset(), dedup_tags: dict | None = None,
+                    frequent: set[str] = frozenset()) -> Outcome:
+    """Candidate + processed images (index → result dict) → webdataset sample.
+
+    A result dict is ``{"ok": True, "jpeg", "width", "height", "original_width",
+    "original_height", "sha256", "phash", "via"}`` or ``{"ok": False, "reason"}``.
+    Failed images lose their ``<image>`` tag; a document left with fewer than
+    ``doc_min_images`` images is dropped.  ``dedup_drop`` names image indices
+    that matched the eval index (dropped like failures); ``dedup_tags`` maps an
+    index to match records kept in its json instead (``--dedup-action tag``);
+    ``frequent`` holds image hashes seen in too many documents (OBELICS' rule).
+    """
+    out = Outcome()
+    chunks: list[str | None] = []
+    metas: list[dict] = []
+    blobs: list[bytes] = []
+    for node in doc["nodes"]:
+        if "text" in node:
+            chunks.append(node["text"])
+            continue
+        i = node["image"]
+        res = images.get(i)
+        if res is None:
+            out.drop("image_missing_result")
+            continue
+        if not res["ok"]:
+            out.drop(f"image_{res['reason']}")
+            continue
+        if i in dedup_drop:
+            out.drop("image_eval_duplicate")
+            continue
+        if res["phash"] in frequent:
+            out.drop("image_too_frequent")
+            continue
+        chunks.append(None)
+        meta = {"url": node["url"], "alt": node["alt"], "title": node["title"],
+                "caption": node["caption"], "sha256": res["sha256"], "phash": res["phash"],
+                "width": res["width"], "height": res["height"],
+                "original_width": res["original_width"],
+                "original_height": res["original_height"], "via": res["via"]}
+        if dedup_tags and i in dedup_tags:
+            meta["eval_matches"] = dedup_tags[i]
+        metas.append(meta)
+        blobs.append(res["jpeg"])
+    if len(metas) < fcfg.doc_min_images:
+        out.drop("document_no_images_left")
+        return out
+    meta = {
+        "text": serialize_interleaved(chunks),
+        "images": metas,
+        "url": doc["url"],
+        "title": doc["title"],
+        "source": doc["source"],
+        "lang": doc["lang"],
+        "lang_score": doc["lang_score"],
+        "num_words": doc["num_words"],
+    }
+    out.value = build_m3w_sample(doc["key"], meta, blobs)
+    return out
+
+
+def image_result(processed, via: str) -> dict:
+    """A ProcessedImage as the small dict carried through the job."""
+    if not processed.ok:
+        return {"ok": False, "reason": processed.reason}
+    return {"ok": True, "jpeg": processed.jpeg, "width": processed.width,
+            "height": processed.height, "original_width": processed.original_width,
+            "original_height": processed.original_height, "sha256": processed.sha256,
+            "phash": processed.phash, "via": via}
+
+
+def eval_matches(doc: dict, images: dict[int, dict], index) -> tuple[dict, list]:
+    """Matches of a document against the eval index: ({image index: [Match]},
+    [(text, Match)]).  Images are matched by the stored phash and by URL."""
+    from dedup.apply import image_matches
+
+    by_image: dict[int, list] = {}
+    texts: list = []
+    for node in doc["nodes"]:
+        if "text" in node:
+            texts.extend((node["text"], m) for m in index.match_text(node["text"]))
+            continue
+        res = images.get(node["image"])
+        if res and res["ok"]:
+            ms = image_matches(index, res["phash"], node["url"])
+            if ms:
+                by_image[node["image"]] = ms
+    return by_image, texts

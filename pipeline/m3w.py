@@ -1,0 +1,408 @@
+"""The M3W job: web pages → interleaved image-text documents → webdataset shards.
+
+    python -m pipeline.m3w --input 'crawl/*.warc.gz' --output out/m3w [flags] [beam flags]
+
+Graph (each step a named transform; drops counted by reason in Beam Metrics):
+
+    ReadInputs ─┬─ pages ─ ExtractDocuments ─ DedupByKey ─┬──────────────── docs ─┐
+                └─ media (archived images) ─┐             └ ImageRequests ┐      │
+                                            └──── ResolveMedia (join by URL) ─┤  │
+                      archived → ProcessImages;  missing → FetchByHost → ProcessImages
+                                                            image results ─ JoinDocs
+                                   AssembleSamples ─ AssignShards ─ WriteShards
+    driver: manifest.json, stats.json, funnel.png, summary
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import shutil
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+
+import apache_beam as beam
+
+from apache_beam.io.filesystems import FileSystems
+
+from dedup.apply import match_record
+from dedup.corpus import FrequentImages, NearDupDocs
+from dedup.index import EvalIndex
+from shards.writer import write_bytes_atomic
+
+from .documents import (assemble_sample, candidate_document, eval_matches, image_requests,
+                        image_result, media_key)
+from .extract import ExtractConfig
+from .fetch import FetchByHost, FetchConfig
+from .filters import FilterConfig, LangId
+from .images import ImageConfig, process_image
+from .options import add_dataclass_flags, as_json, dataclass_from_args
+from .jobs import (CountingDoFn, beam_options, default_log_file, finish_run, make_run_id,
+                   quiet_beam_logging, run_quietly)
+from .read import ReadInputs, expand_globs
+from .write import AssignAndWriteShards
+
+log = logging.getLogger("pipeline.m3w")
+NS = "m3w"
+
+
+def _noai(headers: dict) -> bool:
+    v = (headers or {}).get("x-robots-tag", "").lower()
+    return "noai" in v or "noimageai" in v
+
+
+class ExtractDocuments(CountingDoFn):
+    """Page records → candidate documents; archived media pass through tagged."""
+
+    MEDIA = "media"
+
+    def __init__(self, fcfg: FilterConfig, ecfg: ExtractConfig, progress_dir=None):
+        self.fcfg, self.ecfg, self.progress_dir = fcfg, ecfg, progress_dir
+
+    def setup(self):
+        super().setup()
+        self.langid = LangId()
+
+    def process(self, rec):
+        if rec.is_media:
+            if rec.content_type.startswith("image/"):
+                self.counts.inc("archived_images")
+                yield beam.pvalue.TaggedOutput(self.MEDIA, (media_key(rec.url), (rec.body, rec.headers)))
+            return
+        self.counts.inc("pages")
+        if _noai(rec.headers):
+            self.counts.inc("page_drop_noai")
+            return
+        try:
+            out = candidate_document(rec, self.fcfg, self.ecfg, self.langid)
+        except Exception as e:  # one broken page never stops the job
+            self.counts.inc("page_drop_extract_error")
+            log.warning("%s@%d (%s): extraction failed: %s: %s", rec.source, rec.offset,
+                        rec.url, type(e).__name__, e)
+            return
+        for reason, n in out.drops.items():
+            self.counts.inc(f"drop_{reason}", n)
+        if out.value is not None:
+            self.counts.inc("candidate_documents")
+            yield out.value
+
+
+def _first_by_source(docs):
+    """Same URL read twice (two crawls, two inputs): keep the earliest source."""
+    return min(docs, key=lambda d: (d["source"]["file"], d["source"]["offset"]))
+
+
+class ResolveMedia(CountingDoFn):
+    """One URL's references + archived copies → archived bytes, or a fetch request."""
+
+    FETCH = "fetch"
+
+    def __init__(self, progress_dir=None):
+        self.progress_dir = progress_dir
+
+    def process(self, element):
+        url, grouped = element
+        refs = sorted(grouped["refs"])
+        if refs:  # else: archived but never referenced by a kept document
+            yield from self._resolve(url, refs, grouped)
+
+    def _resolve(self, url, refs, grouped):
+        archived = sorted(grouped["archived"], key=lambda a: (len(a[0]), a[0]))
+        self.counts.inc("images_requested")
+        if archived:
+            body, headers = archived[0]
+            if _noai(headers):
+                yield url, refs, {"ok": False, "reason": "noai"}, None
+            else:
+                self.counts.inc("images_from_warc")
+                yield url, refs, None, (body, "warc")
+        else:
+            yield beam.pvalue.TaggedOutput(self.FETCH, (url, refs))
+
+
+class ProcessImages(CountingDoFn):
+    """Bytes → resized JPEG + hashes, fanned out to every (doc, index) using it."""
+
+    def __init__(self, icfg: ImageConfig, progress_dir=None):
+        self.icfg, self.progress_dir = icfg, progress_dir
+
+    def process(self, element):
+        url, refs, failed, payload = element
+        if failed is not None:
+            res = failed
+        else:
+            data, via = payload
+            processed = process_image(data, self.icfg, source=url)
+            if processed.animated:
+                self.counts.inc("images_animated_first_frame")
+            res = image_result(processed, via)
+        if res["ok"]:
+            self.counts.inc("images_ok")
+        for doc_key, index in refs:
+            yield doc_key, (index, res)
+
+
+@dataclass(frozen=True)
+class DedupConfig:
+    index: str = ""                  # eval index file (make dedup-index); empty: no eval dedup
+    action: str = "drop"             # drop | tag
+    max_docs_per_image: int = 10     # OBELICS: drop images in more documents; 0: off
+    near_dup_threshold: float = 0.8  # MinHash LSH Jaccard for near-duplicate documents; 0: off
+
+
+def _fetched(element):
+    url, refs, fr = element
+    if fr.ok:
+        return url, refs, None, (fr.data, "fetch")
+    return url, refs, {"ok": False, "reason": f"fetch_{fr.reason}"}, None
+
+
+class AssembleSamples(CountingDoFn):
+    """Document + its image results → sample; eval-set and within-corpus dedup
+    decisions are applied here, where image hashes and text are both known."""
+
+    MATCHES = "matches"
+
+    def __init__(self, fcfg: FilterConfig, dcfg: "DedupConfig", out_dir: str, progress_dir=None):
+        self.fcfg, self.dcfg, self.out_dir, self.progress_dir = fcfg, dcfg, out_dir, progress_dir
+
+    def process(self, element, index=None, frequent=()):
+        key, grouped = element
+        docs = list(grouped["doc"])
+        if not docs:
+            return
+        doc = docs[0]
+        images = dict(grouped["images"])
+        drop, tags = set(), {}
+        if index is not None:
+            by_image, text_hits = eval_matches(doc, images, index)
+            for i, ms in sorted(by_image.items()):
+                thumb = self._thumbnail(key, i, images[i]["jpeg"])
+                url = next(n["url"] for n in doc["nodes"] if n.get("image") == i)
+                for m in ms:
+                    yield beam.pvalue.TaggedOutput(self.MATCHES, match_record(m, key, url, thumb))
+            for text, m in text_hits:
+                yield beam.pvalue.TaggedOutput(self.MATCHES, match_record(
+                    m, key, doc["url"], train_text=text))
+            if self.dcfg.action == "drop":
+                if text_hits:
+                    self.counts.inc("drop_document_eval_text_contamination")
+                    return
+                drop = set(by_image)
+            else:
+                tags = {i: [m.to_json() for m in ms] for i, ms in by_image.items()}
+                if text_hits:
+                    doc = dict(doc, eval_text_matches=[m.to_json() for _, m in text_hits])
+        out = assemble_sample(doc, images, self.fcfg, dedup_drop=drop, dedup_tags=tags,
+                              frequent=set(frequent))
+        for reason, n in out.drops.items():
+            self.counts.inc(f"drop_{reason}", n)
+        if out.value is not None:
+            if doc.get("eval_text_matches"):
+                out.value["json"]["eval_text_matches"] = doc["eval_text_matches"]
+            self.counts.inc("documents")
+            self.counts.inc("images_kept", len(out.value["json"]["images"]))
+            yield out.value
+
+    def _thumbnail(self, key: str, i: int, jpeg: bytes) -> str:
+        """Matched training images may leave the corpus; keep a copy for the report."""
+        from apache_beam.io.filesystems import FileSystems
+
+        path = FileSystems.join(self.out_dir, "dedup_thumbs", f"{key}.{i}.jpg")
+        write_bytes_atomic(path, jpeg)
+        return path
+
+
+def build_m3w(p, inputs, out_dir, fcfg, ecfg, icfg, fetch_cfg, run_id, samples_per_shard,
+              fetch=True, progress_dir=None, dcfg: DedupConfig = DedupConfig()):
+    """Add the M3W graph to pipeline ``p``; returns the PCollection of shard infos."""
+    records = p | "ReadInputs" >> ReadInputs(inputs, NS, progress_dir)
+    extracted = records | "ExtractDocuments" >> beam.ParDo(
+        ExtractDocuments(fcfg, ecfg, progress_dir)).with_outputs(ExtractDocuments.MEDIA,
+                                                                 main="docs")
+    docs = (extracted.docs
+            | "KeyDocs" >> beam.Map(lambda d: (d["key"], d))
+            | "DedupByKey" >> beam.CombinePerKey(_first_by_source))
+    if dcfg.near_dup_threshold > 0:
+        docs = docs | "DropNearDuplicates" >> DropNearDuplicateDocs(dcfg.near_dup_threshold,
+                                                                     progress_dir)
+    refs = docs | "ImageRequests" >> beam.FlatMap(lambda kv: image_requests(kv[1]))
+    resolved = ({"refs": refs, "archived": extracted[ExtractDocuments.MEDIA]}
+                | "JoinMediaByURL" >> beam.CoGroupByKey()
+                | "ResolveMedia" >> beam.ParDo(ResolveMedia(progress_dir)).with_outputs(
+                    ResolveMedia.FETCH, main="ready"))
+    to_process = [resolved.ready]
+    if fetch:
+        fetched = (resolved[ResolveMedia.FETCH]
+                   | "FetchByHost" >> FetchByHost(fetch_cfg, metrics_namespace=NS)
+                   | "FetchOutcome" >> beam.Map(_fetched))
+        to_process.append(fetched)
+    else:
+        offline = (resolved[ResolveMedia.FETCH]
+                   | "NotArchived" >> beam.Map(
+                       lambda e: (e[0], e[1], {"ok": False, "reason": "not_archived"}, None)))
+        to_process.append(offline)
+    image_results = (to_process | "AllImages" >> beam.Flatten()
+                     | "ProcessImages" >> beam.ParDo(ProcessImages(icfg, progress_dir)))
+    side = {}
+    if dcfg.max_docs_per_image > 0:
+        frequent = (image_results
+                    | "ImageHashDocs" >> beam.FlatMap(
+                        lambda kv: [(kv[1][1]["phash"], kv[0])] if kv[1][1]["ok"] else [])
+                    | "FrequentImages" >> FrequentImages(dcfg.max_docs_per_image))
+        side["frequent"] = beam.pvalue.AsList(frequent)
+    if dcfg.index:
+        # The eval index travels to the workers as a side input (loaded once).
+        index = (p | "EvalIndexPath" >> beam.Create([dcfg.index])
+                 | "LoadEvalIndex" >> beam.Map(EvalIndex.load))
+        side["index"] = beam.pvalue.AsSingleton(index)
+    assembled = ({"doc": docs, "images": image_results}
+                 | "JoinDocsAndImages" >> beam.CoGroupByKey()
+                 | "AssembleSamples" >> beam.ParDo(
+                     AssembleSamples(fcfg, dcfg, out_dir, progress_dir), **side).with_outputs(
+                         AssembleSamples.MATCHES, main="samples"))
+    if dcfg.index:
+        (assembled[AssembleSamples.MATCHES]
+         | "GatherMatches" >> beam.combiners.ToList()
+         | "WriteMatches" >> beam.Map(write_matches, FileSystems.join(out_dir, MATCHES_FILE)))
+    return assembled.samples | "WriteShards" >> AssignAndWriteShards(
+        out_dir, "m3w", run_id, samples_per_shard, progress_dir)
+
+
+MATCHES_FILE = "dedup_matches.jsonl"
+
+
+def write_matches(matches: list[dict], path: str) -> int:
+    """All eval matches of the run, sorted, as one jsonl (dedup.report reads it)."""
+    lines = sorted(json.dumps(m, sort_keys=True) for m in matches)
+    write_bytes_atomic(path, ("\n".join(lines) + ("\n" if lines else "")).encode())
+    return len(lines)
+
+
+class DropNearDuplicateDocs(beam.PTransform):
+    """(key, doc) → the same, minus documents whose text is a near-duplicate
+    (MinHash LSH, datasketch) of a document with a smaller key."""
+
+    def __init__(self, threshold: float, progress_dir=None):
+        super().__init__()
+        self.threshold, self.progress_dir = threshold, progress_dir
+
+    def expand(self, docs):
+        dups = (docs
+                | "DocText" >> beam.Map(lambda kv: (kv[0], "\n".join(
+                    n["text"] for n in kv[1]["nodes"] if "text" in n)))
+                | "NearDupDocs" >> NearDupDocs(threshold=self.threshold)
+                | "MarkDup" >> beam.Map(lambda k: (k, True)))
+        return ({"doc": docs, "dup": dups}
+                | "JoinDupMarks" >> beam.CoGroupByKey()
+                | "KeepFirst" >> beam.ParDo(_KeepUnmarked(self.progress_dir)))
+
+
+class _KeepUnmarked(CountingDoFn):
+    def __init__(self, progress_dir=None):
+        self.progress_dir = progress_dir
+
+    def process(self, element):
+        key, grouped = element
+        docs = list(grouped["doc"])
+        if not docs:
+            return
+        if list(grouped["dup"]):
+            self.counts.inc("drop_document_near_duplicate")
+            return
+        yield key, docs[0]
+
+
+# ---------------------------------------------------------------- CLI
+
+
+def parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(
+        prog="python -m pipeline.m3w",
+        description="Build M3W interleaved image-text shards from web pages. Flags not "
+                    "listed here go to Beam (e.g. --runner, --direct_num_workers).")
+    ap.add_argument("--input", action="append", required=True,
+                    help="glob of WARC / HTML / JSONL files (repeatable; any Beam filesystem)")
+    ap.add_argument("--output", required=True, help="output directory (any Beam filesystem)")
+    ap.add_argument("--samples-per-shard", type=int, default=1000)
+    ap.add_argument("--fetch", action=argparse.BooleanOptionalAction, default=True,
+                    help="fetch images not archived in the inputs (default: on)")
+    ap.add_argument("--all-text", action="store_true",
+                    help="keep all visible text instead of main-content scoring")
+    ap.add_argument("--quiet", action="store_true", help="no progress line")
+    ap.add_argument("--log-file", help="where Beam's and the workers' logs go "
+                    "(default: OUTPUT/m3w.log, or the temp folder for remote outputs)")
+    add_dataclass_flags(ap, FilterConfig, title="filters (OBELICS defaults)")
+    add_dataclass_flags(ap, ImageConfig, prefix="image", title="images")
+    add_dataclass_flags(ap, FetchConfig, prefix="fetch", title="fetching",
+                        skip=("allow_private_addresses",))
+    add_dataclass_flags(ap, DedupConfig, prefix="dedup",
+                        title="dedup (eval sets: --dedup-index from make dedup-index; within the corpus)")
+    ap.add_argument("--allow-private-addresses", action="store_true",
+                    help="let the fetcher reach loopback/private addresses (tests and the demo only)")
+    return ap
+
+
+PROGRESS_FIELDS = [("records_read", "records"), ("pages", "pages"),
+                   ("candidate_documents", "candidates"), ("images_requested", "images"),
+                   ("images_ok", "images ok"), ("documents", "docs"),
+                   ("samples_in_shards", "in shards")]
+
+
+def main(argv=None) -> int:
+    ap = parser()
+    args, beam_args = ap.parse_known_args(argv)
+    quiet_beam_logging()
+    fcfg = dataclass_from_args(FilterConfig, args)
+    icfg = dataclass_from_args(ImageConfig, args, "image")
+    fetch_cfg = dataclass_from_args(FetchConfig, args, "fetch")
+    fetch_cfg = type(fetch_cfg)(**{**as_json(fetch_cfg),
+                                   "accept_content_types": fetch_cfg.accept_content_types,
+                                   "allow_private_addresses": args.allow_private_addresses})
+    ecfg = ExtractConfig(main_content=not args.all_text)
+    dcfg = dataclass_from_args(DedupConfig, args, "dedup")
+    if dcfg.action not in ("drop", "tag"):
+        ap.error(f"--dedup-action must be drop or tag, not {dcfg.action!r}")
+    if dcfg.index:
+        from apache_beam.io.filesystems import FileSystems as _fs
+
+        if not _fs.exists(dcfg.index):
+            ap.error(f"--dedup-index {dcfg.index}: no such file (build it with make dedup-index)")
+    try:
+        files = expand_globs(args.input)
+    except FileNotFoundError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    options = {"filters": as_json(fcfg), "images": as_json(icfg), "fetch": as_json(fetch_cfg),
+               "extract": as_json(ecfg), "dedup": as_json(dcfg), "samples_per_shard": args.samples_per_shard,
+               "fetch_enabled": args.fetch, "inputs": [os.path.basename(f) for f in files]}
+    run_id = make_run_id(files, options)
+    from apache_beam.io.filesystems import FileSystems
+
+    FileSystems.mkdirs(args.output) if not FileSystems.exists(args.output) else None
+    progress_dir = tempfile.mkdtemp(prefix="m3w-progress-")
+    log_file = args.log_file or default_log_file(args.output, "m3w")
+    t0 = time.monotonic()
+    try:
+        p = beam.Pipeline(options=beam_options(beam_args))
+        build_m3w(p, files, args.output, fcfg, ecfg, icfg, fetch_cfg, run_id,
+                  args.samples_per_shard, fetch=args.fetch, progress_dir=progress_dir, dcfg=dcfg)
+        result = run_quietly(p, progress_dir, log_file, "m3w", PROGRESS_FIELDS, args.quiet)
+    except Exception as e:
+        print(f"error: the m3w job failed: {type(e).__name__}: {e}\n(details in {log_file})",
+              file=sys.stderr)
+        return 1
+    finally:
+        shutil.rmtree(progress_dir, ignore_errors=True)
+    finish_run(result, args.output, "m3w", NS, run_id, options, files,
+               time.monotonic() - t0, log_file)
+    return 0
+
+
+
+
+if __name__ == "__main__":
+    sys.exit(main())
