@@ -15,14 +15,23 @@ RUNNER ?= DirectRunner
 # The bundled sample is offline: its images are archived in the sample WARC.
 M3W_ARGS ?= $(if $(filter $(SAMPLE_INPUTS),$(INPUT)),--no-fetch,)
 BEAM_ARGS ?=
+# Eval-set dedup: an index file from `make dedup-index`; empty = no eval dedup.
+DEDUP_INDEX ?=
+DEMO_INDEX := build/dedup/eval_index.npz
+DEMO_MEDIA := build/dedup/coco_standins
+EVAL ?= coco_captions=tests/data/evalsets/coco_captions_val2014_sample.json:$(DEMO_MEDIA)
+INDEX_OUT ?= $(DEMO_INDEX)
+DEDUP_OUTPUT ?= out/m3w-dedup
 export NO_ALBUMENTATIONS_UPDATE := 1
 export PYTHONHASHSEED := 0
 
-.PHONY: help venv sample m3w validate test bench clean
+.PHONY: help venv sample m3w validate dedup-index dedup-report test bench clean
 
 help:
 	@echo "make m3w        build M3W shards from the bundled sample (INPUT=... OUTPUT=... RUNNER=... BEAM_ARGS=...)"
 	@echo "make validate   check every shard in OUTPUT against the manifest and schema"
+	@echo "make dedup-index  build an eval-set index (EVAL='name=ANNOTATIONS:MEDIA_DIR ...' INDEX_OUT=...)"
+	@echo "make dedup-report run m3w with eval dedup and write dedup_report.{json,html}"
 	@echo "make test       run the test suite"
 	@echo "make bench      run the benchmarks and print figures"
 
@@ -41,7 +50,20 @@ sample: $(SAMPLE_WARC)
 
 m3w: $(STAMP) $(if $(filter $(SAMPLE_WARC),$(INPUT)),$(SAMPLE_WARC),)
 	$(PY) -m pipeline.m3w $(foreach i,$(INPUT),--input '$(i)') --output $(OUTPUT) \
-	    $(M3W_ARGS) --runner=$(RUNNER) $(BEAM_ARGS)
+	    $(M3W_ARGS) $(if $(DEDUP_INDEX),--dedup-index $(DEDUP_INDEX),) --runner=$(RUNNER) $(BEAM_ARGS)
+
+# With no EVAL this builds the offline demo index (real COCO annotations, real
+# photos as stand-in images: see dedup/demo_evalset.py).
+dedup-index: $(STAMP)
+	$(if $(findstring $(DEMO_MEDIA),$(EVAL)),$(PY) -m dedup.demo_evalset --out $(DEMO_MEDIA),)
+	$(PY) -m dedup.build_index $(foreach e,$(EVAL),--eval '$(e)') --out $(INDEX_OUT) \
+	    $(if $(findstring $(DEMO_MEDIA),$(EVAL)),--allow-missing-media,)
+
+dedup-report: $(STAMP) $(SAMPLE_WARC)
+	@test -f "$(or $(DEDUP_INDEX),$(DEMO_INDEX))" || $(MAKE) --no-print-directory dedup-index
+	$(MAKE) --no-print-directory m3w OUTPUT=$(DEDUP_OUTPUT) DEDUP_INDEX=$(or $(DEDUP_INDEX),$(DEMO_INDEX))
+	$(PY) -m dedup.report --matches $(DEDUP_OUTPUT)/dedup_matches.jsonl \
+	    --index $(or $(DEDUP_INDEX),$(DEMO_INDEX)) --out $(DEDUP_OUTPUT)/dedup_report
 
 validate: $(STAMP)
 	$(PY) -m shards.validate $(OUTPUT)

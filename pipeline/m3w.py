@@ -338,7 +338,7 @@ def parser() -> argparse.ArgumentParser:
     add_dataclass_flags(ap, FilterConfig, title="filters (OBELICS defaults)")
     add_dataclass_flags(ap, ImageConfig, prefix="image", title="images")
     add_dataclass_flags(ap, FetchConfig, prefix="fetch", title="fetching",
-                        skip=("allow_private_addresses",))
+                        skip=("allow_private_addresses", "allowed_networks", "ca_file"))
     add_dataclass_flags(ap, DedupConfig, prefix="dedup",
                         title="dedup (eval sets: --dedup-index from make dedup-index; within the corpus)")
     ap.add_argument("--allow-private-addresses", action="store_true",

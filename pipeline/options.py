@@ -8,7 +8,9 @@ import typing
 
 
 def _flag(prefix: str, name: str) -> str:
-    return "--" + (f"{prefix}-" if prefix else "") + name.replace("_", "-")
+    if prefix and not name.startswith(prefix + "_"):
+        name = f"{prefix}_{name}"  # image_size under "image" stays --image-size
+    return "--" + name.replace("_", "-")
 
 
 def add_dataclass_flags(parser: argparse.ArgumentParser, cls, prefix: str = "",

@@ -158,7 +158,7 @@ def test_fetch_refuses_loopback_without_the_flag(image_server, tmp_path):
 
 def _cli(out, sample, extra=(), **kw):
     cmd = [sys.executable, "-m", "pipeline.m3w", "--input", sample, "--output", str(out),
-           "--no-fetch", "--samples-per-shard", "4", "--quiet", "--direct_num_workers=2", *extra]
+           "--no-fetch", "--samples-per-shard", "2", "--quiet", "--direct_num_workers=2", *extra]
     env = dict(os.environ, PYTHONHASHSEED="0")
     return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, **kw)
@@ -169,7 +169,15 @@ def _snapshot(out):
             if p.suffix == ".tar" or p.name in ("manifest.json", "stats.json")}
 
 
-def test_kill_and_rerun_gives_byte_identical_output(sample_warc, tmp_path):
+@pytest.fixture(scope="module")
+def small_warc(tmp_path_factory):
+    path = tmp_path_factory.mktemp("small") / "small.warc.gz"
+    build_sample(str(path), max_pages=25)
+    return str(path)
+
+
+def test_kill_and_rerun_gives_byte_identical_output(small_warc, tmp_path):
+    sample_warc = small_warc
     clean = tmp_path / "clean"
     proc = _cli(clean, sample_warc)
     out, _ = proc.communicate(timeout=300)

@@ -1,6 +1,6 @@
 import pytest
 
-from shards.schema import (EOC_TOKEN, IMAGE_TOKEN, SchemaError, build_m3w_sample,
+from shards.schema import (EOC_TOKEN, SchemaError, build_m3w_sample,
                            build_pair_sample, build_video_sample, check_key, count_images,
                            make_key, serialize_interleaved, serialize_pair, shard_index_for_key,
                            split_interleaved, validate_sample)
