@@ -7,17 +7,19 @@ page put them). The steps, cheapest first:
 1. parse with libxml2 (comments and PIs dropped by the parser; no huge_tree,
    so nesting is capped at 256 levels and a text node at 10 MB: deeply nested
    or giant inputs cannot blow the stack or the memory of a worker);
-2. C-level strips: script/style/noscript/template/svg/..., and the
-   boilerplate tags nav/header/footer/aside/menu/dialog; forms unless they
-   carry the page's prose (ASP.NET pages wrap the whole body in one form);
-3. hidden elements (hidden, aria-hidden=true, display:none, visibility:hidden)
-   removed, their tail text kept (one pass, which also collects the
-   elements whose class/id/role hint at page furniture);
-4. main-content selection (pipeline.main_content), unless
-   `ExtractConfig(main_content=False)`;
-5. one recursive walk of the kept subtrees emitting text blocks (p, headings,
+2. C-level strips: script/style/noscript/template/svg/iframe/form controls,
+   and the boilerplate tags nav/header/footer/aside/menu/dialog (an
+   <article>'s own <header> stays: title, dek, hero image); forms unless
+   they carry the page's prose (ASP.NET pages wrap the whole body in one);
+   lazy-loading placeholders give way to the real <img> in their <noscript>;
+3. main-content selection (pipeline.main_content), unless
+   `ExtractConfig(main_content=False)`. Its one walk over the body also
+   finds the hidden elements (hidden, aria-hidden=true, display:none,
+   visibility:hidden) and the class/id/role-flagged furniture; plus a hero
+   image just before the chosen subtree (`_lead_images`);
+4. one recursive walk of the kept subtrees emitting text blocks (p, headings,
    li, td, blockquote, pre, dd, figcaption, ... — whitespace-normalised) and
-   `ImageRef`s.
+   `ImageRef`s (with main_content=False this walk drops hidden elements).
 
 Figcaptions: the caption of a `<figure>` is stored on each image of that
 figure (`ImageRef.caption`) AND stays in `nodes` as the text block where the
@@ -45,6 +47,7 @@ from urllib.parse import urljoin, urlsplit
 from lxml import etree
 
 from pipeline import main_content
+from pipeline.main_content import HIDING_ATTRS as _HIDING_ATTRS, is_hidden
 
 
 @dataclass
@@ -104,7 +107,7 @@ def _parse(html: str | bytes, dropped: collections.Counter):
         return None
     try:
         root = etree.fromstring(data, parser)
-    except (etree.LxmlError, ValueError, TypeError) as e:  # recover=True rarely raises
+    except (etree.LxmlError, ValueError, TypeError):  # recover=True rarely raises
         dropped["parse_error"] += 1
         return None
     if root is None:
@@ -120,21 +123,6 @@ _STRIP_TAGS = ("script", "style", "noscript", "template", "svg", "canvas",
                "iframe", "object", "embed", "select", "button", "input",
                "textarea", "head", "link", "meta", "audio", "video", "map")
 _BOILERPLATE_TAGS = ("nav", "header", "footer", "aside", "menu", "dialog")
-_HIDING_ATTRS = frozenset(("style", "hidden", "aria-hidden"))
-_HINT_ATTRS = frozenset(("class", "id", "role"))
-_HIDDEN_STYLE = re.compile(r"display\s*:\s*none|visibility\s*:\s*hidden", re.I)
-
-
-def _is_hidden(el) -> bool:
-    if el.get("hidden") is not None:
-        return True
-    if (el.get("aria-hidden") or "").strip().lower() == "true":
-        # Rendered-math fallback images (Wikipedia) are visible despite it.
-        return not (el.tag == "img" and "fallback-image" in (el.get("class") or ""))
-    style = el.get("style")
-    return bool(style) and bool(_HIDDEN_STYLE.search(style))
-
-
 def _remove(el) -> None:
     """Remove an element, keeping its tail text in the document."""
     parent = el.getparent()
@@ -150,10 +138,10 @@ def _remove(el) -> None:
     parent.remove(el)
 
 
-def _unwrap_noscript_images(root) -> None:
+def _unwrap_noscript_images(noscripts) -> None:
     """Lazy-loading pages put the real <img> in a <noscript> next to a
     placeholder. Keep the noscript image, drop the placeholder(s) before it."""
-    for ns in list(root.iter("noscript")):
+    for ns in noscripts:
         imgs = list(ns.iter("img"))
         if len(imgs) != 1:
             continue
@@ -183,38 +171,33 @@ def _unwrap_noscript_images(root) -> None:
         ns.addprevious(img)
 
 
-def _clean(root, hints: bool) -> set:
-    """Strip what is never article text. With `hints`, returns the elements
-    whose class/id/role mark them as unlikely to be content (for the
-    main-content scorer; they stay in the tree)."""
-    _unwrap_noscript_images(root)
+def _clean(root) -> None:
+    """Strip what is never article text (C-level, whole subtrees). Hidden
+    elements are left to the walks, which test each element anyway."""
+    found = {"noscript": [], "article": [], "form": []}
+    for el in root.iter("noscript", "article", "form"):  # one C-level pass
+        found[el.tag].append(el)
+    _unwrap_noscript_images(found["noscript"])
     etree.strip_elements(root, *_STRIP_TAGS, with_tail=False)
     # An article's own <header> holds its title, byline and hero image; the
     # page's <header> is the site banner. Keep the former (as a plain div).
-    for art in root.iter("article"):
+    for art in found["article"]:
         for h in art.iter("header"):
             h.tag = "div"
     etree.strip_elements(root, *_BOILERPLATE_TAGS, with_tail=False)
-    for form in list(root.iter("form")):
+    for form in found["form"]:
+        if form.getparent() is None or not _attached(form, root):
+            continue  # went with a stripped ancestor
         # Drop a form unless it holds the page's prose (a whole-page form).
         if _count_prose(form) < 3:
             _remove(form)
-    # One Python pass over the elements finds the hidden ones and the unlikely
-    # ones: el.keys() and a set test are cheaper than any XPath over //*.
-    hidden = []
-    unlikely = set()
-    is_unlikely = main_content.is_unlikely
-    for el in root.iter():
-        keys = el.keys()
-        if not keys:
-            continue
-        if not _HIDING_ATTRS.isdisjoint(keys) and _is_hidden(el):
-            hidden.append(el)
-        elif hints and not _HINT_ATTRS.isdisjoint(keys) and is_unlikely(el):
-            unlikely.add(el)
-    for el in hidden:
-        _remove(el)
-    return unlikely
+
+
+def _attached(el, root) -> bool:
+    for a in el.iterancestors():
+        if a is root:
+            return True
+    return False
 
 
 def _count_prose(el) -> int:
@@ -230,7 +213,6 @@ def _count_prose(el) -> int:
 
 # --- metadata ----------------------------------------------------------------
 
-_WS = re.compile(r"\s+")
 _LANG = re.compile(r"^([a-zA-Z]{2,3})(?:[-_].*)?$")
 
 
@@ -251,9 +233,10 @@ def _title(root) -> str:
     return ""
 
 
-def _lang(root) -> str | None:
-    cands = [root.get("lang"), root.get("{http://www.w3.org/XML/1998/namespace}lang"),
-             root.get("xml:lang")]
+def _lang(root, html=None) -> str | None:
+    html = root if html is None else html
+    cands = [html.get("lang"), html.get("{http://www.w3.org/XML/1998/namespace}lang"),
+             html.get("xml:lang")]
     for meta in root.iter("meta"):
         if (meta.get("http-equiv") or "").lower() == "content-language":
             cands.append(meta.get("content"))
@@ -423,9 +406,12 @@ _IMG_TAGS = frozenset(("img", "amp-img"))
 
 
 class _Emitter:
-    __slots__ = ("nodes", "buf", "skip", "base", "dropped", "seen", "captions")
+    __slots__ = ("nodes", "buf", "skip", "base", "dropped", "seen", "captions",
+                 "check_hidden")
 
-    def __init__(self, base: str, skip: set, dropped: collections.Counter):
+    def __init__(self, base: str, skip: set, dropped: collections.Counter,
+                 check_hidden: bool = False):
+        self.check_hidden = check_hidden  # when no scorer walk found them
         self.nodes: list = []
         self.buf: list = []
         self.skip = skip
@@ -487,8 +473,17 @@ class _Emitter:
             self.buf.append(el.text)
         skip = self.skip
         buf = self.buf
+        check_hidden = self.check_hidden
         for ch in el:
             if ch.tag.__class__ is str and not (skip and ch in skip):
+                if check_hidden:
+                    keys = ch.keys()
+                    if keys and not _HIDING_ATTRS.isdisjoint(keys) and is_hidden(ch):
+                        skip.add(ch)
+                        tail = ch.tail
+                        if tail:
+                            buf.append(tail)
+                        continue
                 self.walk(ch)
                 buf = self.buf  # flush() replaced it
             tail = ch.tail
@@ -518,7 +513,7 @@ def _lead_images(parts, body, em: _Emitter) -> None:
                 looked += 1
                 text_len = len(_norm("".join(sib.itertext())))
                 imgs = [i for i in sib.iter("img", "amp-img")
-                        if i not in em.skip and _looks_lead(i, sib)]
+                        if _looks_lead(i, sib) and not _skipped(i, sib, em.skip)]
                 if imgs:
                     if text_len < 400:  # a figure, not a list of teasers
                         for img in imgs:
@@ -537,6 +532,16 @@ def _lead_images(parts, body, em: _Emitter) -> None:
                     return  # prose in between: whatever is above is not the lead
             sib = sib.getprevious()
         node = node.getparent()
+
+
+def _skipped(el, stop, skip) -> bool:
+    while el is not None:
+        if el in skip:
+            return True
+        if el is stop:
+            return False
+        el = el.getparent()
+    return False
 
 
 def _figure_of(img, stop):
@@ -585,20 +590,22 @@ def extract_page(html: str | bytes, url: str, cfg: ExtractConfig = ExtractConfig
 
 
 def _extract(root, url: str, cfg: ExtractConfig, dropped) -> Page:
-    base = _base_url(root, url)
-    title = _title(root)
-    lang = _lang(root)
+    head = root.find("head")
+    meta = head if head is not None else root  # <title>/<base>/<meta> live in <head>
+    base = _base_url(meta, url)
+    title = _title(meta) or _title(root)
+    lang = _lang(meta, root)
     body = root.find("body")
     if body is None:
         body = root
-    unlikely = _clean(root, hints=cfg.main_content)
+    _clean(root)
     skip: set = set()
     parts = [body]
     top = body
     if cfg.main_content:
-        sel = main_content.find_main_content(body, unlikely)
+        sel = main_content.find_main_content(body)
         parts, skip, top = sel.parts, sel.skip, sel.top
-    em = _Emitter(base, skip, dropped)
+    em = _Emitter(base, skip, dropped, check_hidden=not cfg.main_content)
     if cfg.main_content and top is not body:
         _lead_images(parts, body, em)
     for part in parts:

@@ -71,6 +71,8 @@ class Measure:
     commas, images), and the raw paragraph points each ancestor collected."""
     stats: dict = field(default_factory=dict)
     points: dict = field(default_factory=dict)
+    hidden: set = field(default_factory=set)
+    unlikely: set = field(default_factory=set)
 
 
 # The patterns are case-sensitive and applied to lowercased strings: re.I
@@ -108,6 +110,23 @@ def class_weight(el) -> int:
     return w
 
 
+HIDING_ATTRS = frozenset(("style", "hidden", "aria-hidden"))
+HINT_ATTRS = frozenset(("class", "id", "role"))
+_HIDDEN_STYLE = re.compile(r"display\s*:\s*none|visibility\s*:\s*hidden", re.I)
+
+
+def is_hidden(el) -> bool:
+    """hidden attribute, aria-hidden=true, or an inline display:none /
+    visibility:hidden style."""
+    if el.get("hidden") is not None:
+        return True
+    if (el.get("aria-hidden") or "").strip().lower() == "true":
+        # Rendered-math fallback images (Wikipedia) are visible despite it.
+        return not (el.tag == "img" and "fallback-image" in (el.get("class") or ""))
+    style = el.get("style")
+    return bool(style) and bool(_HIDDEN_STYLE.search(style))
+
+
 def is_unlikely(el) -> bool:
     """Class/id/role mark the element as page furniture (menus, comments,
     share bars, sidebars...). Memoised on the attribute values."""
@@ -131,13 +150,23 @@ def is_unlikely(el) -> bool:
 _NEVER_UNLIKELY = frozenset(("a", "body", "html"))
 
 
-def measure(body, skip: set) -> Measure:
+def measure(body, skip: set, detect: str = "") -> Measure:
     """One recursive walk: text/link/comma/image counts for every element, and
     the readability points of each paragraph given to its three nearest
     ancestors (passed down as arguments: cheaper than a stack). Depth is
     bounded by the parser (libxml2 caps HTML nesting at 256 without
-    huge_tree), well under Python's recursion limit."""
+    huge_tree), well under Python's recursion limit.
+
+    With detect="hidden" the same walk also finds the hidden elements (into
+    m.hidden) and leaves them out; with detect="all" the unlikely ones too
+    (m.unlikely). That saves a separate pass over the tree. `skip` says what
+    else to leave out."""
     m = Measure()
+    hidden = m.hidden if detect else None
+    unlikely = m.unlikely
+    hint_unlikely = detect == "all"
+    hiding_attrs = HIDING_ATTRS
+    hint_attrs = HINT_ATTRS
     stats = m.stats
     points = m.points
     score_tags = SCORE_TAGS
@@ -160,6 +189,15 @@ def measure(body, skip: set) -> Measure:
         has_block = False
         for ch in el:
             ctag = ch.tag
+            if hidden is not None and ctag.__class__ is str:
+                keys = ch.keys()
+                if keys:
+                    if not hiding_attrs.isdisjoint(keys) and is_hidden(ch):
+                        hidden.add(ch)
+                        ctag = None
+                    elif hint_unlikely and not hint_attrs.isdisjoint(keys) and is_unlikely(ch):
+                        unlikely.add(ch)
+                        ctag = None
             if ctag.__class__ is str and not (skip and ch in skip):
                 ctl, cll, ccm, cni = walk(ch, el, p1, p2)
                 tl += ctl
@@ -208,8 +246,9 @@ def measure(body, skip: set) -> Measure:
 class Selection:
     parts: list          # article subtrees, DOM order
     top: object          # the top candidate element
-    skip: set            # elements the emitter must leave out
+    skip: set            # elements the emitter must leave out (hidden ones too)
     chars: int           # text characters in parts (after skips, approximate)
+    measure: Measure = None
 
 
 def _score(el, m: Measure, weigh: bool) -> float:
@@ -229,9 +268,22 @@ def _ancestors(el, stop):
     return out
 
 
-def select(body, unlikely: set, strip_unlikely=True, weigh=True, clean=True) -> Selection:
-    skip = set(unlikely) if strip_unlikely else set()
-    m = measure(body, skip)
+def select(body, first: Measure | None, strip_unlikely=True, weigh=True,
+           clean=True) -> Selection:
+    """One sieve pass. `first`: the Measure of the first pass (which found
+    the hidden and unlikely elements); None for the first pass itself."""
+    if first is None:
+        m = measure(body, set(), detect="all")
+        skip = m.hidden | m.unlikely
+    elif strip_unlikely:
+        skip = first.hidden | first.unlikely
+        m = measure(body, skip)
+        m.hidden, m.unlikely = first.hidden, first.unlikely
+    else:
+        # Unlikely subtrees come back: find the hidden elements inside them.
+        m = measure(body, set(), detect="hidden")
+        skip = set(m.hidden)
+        m.unlikely = first.unlikely
     scores = {el: _score(el, m, weigh) for el in m.points}
     ranked = sorted(scores, key=scores.__getitem__, reverse=True)[:N_TOP]
     if not ranked or ranked[0] is body:
@@ -287,7 +339,7 @@ def select(body, unlikely: set, strip_unlikely=True, weigh=True, clean=True) -> 
                 p = p.getparent()
             if p is None:  # outermost cut: its text leaves the article
                 chars -= m.stats.get(el, _NO_STATS)[0]
-    return Selection(parts, top, skip, chars)
+    return Selection(parts, top, skip, chars, m)
 
 
 def _siblings(top, scores, m: Measure, skip):
@@ -410,15 +462,18 @@ def clean_conditionally(part, m: Measure, scores, skip: set, weigh: bool):
 _NO_STATS = (0, 0, 0, 0)
 
 
-def find_main_content(body, unlikely: set) -> Selection:
+def find_main_content(body) -> Selection:
     """Readability's sieve: strict rules first; if the article is too short,
     retry without removing unlikely candidates, then without class weights,
     then without conditional cleaning; keep the first long enough result, or
-    the longest one. `unlikely`: the elements `is_unlikely` picked."""
+    the longest one. Hidden elements are left out of every pass."""
     best = None
+    first = None
     for flags in ((True, True, True), (False, True, True), (False, False, True),
                   (False, False, False)):
-        sel = select(body, unlikely, *flags)
+        sel = select(body, first, *flags)
+        if first is None:
+            first = sel.measure
         if sel.chars >= MIN_ARTICLE_CHARS:
             return sel
         if best is None or sel.chars > best.chars:
