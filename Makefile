@@ -72,7 +72,7 @@ test: $(STAMP)
 	$(PY) -m pytest -q tests; rc=$$?; if [ $$rc -eq 5 ]; then echo "no tests collected"; exit 1; fi; exit $$rc
 
 bench: $(STAMP)
-	@for b in bench/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+	@for b in bench/bench_*.py bench/extract_quality.py; do echo "== $$b"; $(PY) $$b || exit 1; done
 
 clean:
 	rm -rf build out runs .pytest_cache

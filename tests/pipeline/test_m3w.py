@@ -201,3 +201,16 @@ def test_kill_and_rerun_gives_byte_identical_output(small_warc, tmp_path):
     assert proc.returncode == 0, out.decode()[-3000:]
     assert _snapshot(killed) == expected
     assert validate_dir(str(killed))[1] == []
+
+
+def test_bundled_default_sample_gives_at_least_30_documents(tmp_path):
+    # What `make m3w` runs: the whole assembled sample plus the real crawl WARCs.
+    from tests.data_paths import WARCS
+
+    warc = tmp_path / "sample.warc.gz"
+    build_sample(str(warc))
+    result = _run([str(warc), str(WARCS / "*.warc*")], tmp_path / "out")
+    counters = {c.key.metric.name: c.committed for c in result.metrics().query()["counters"]}
+    n = sum(1 for _ in wds.WebDataset(_tars(tmp_path / "out"), shardshuffle=False))
+    assert n == counters["documents"] >= 30
+    assert counters["read_drop_truncated_record"] == 1   # resiliparse-clipped.warc.gz
