@@ -25,13 +25,21 @@ DEDUP_OUTPUT ?= out/m3w-dedup
 export NO_ALBUMENTATIONS_UPDATE := 1
 export PYTHONHASHSEED := 0
 
-.PHONY: help venv sample m3w validate dedup-index dedup-report test bench clean
+CONFIG ?= configs/tiny.yaml
+TRAIN_ARGS ?=
+
+VIDEOS_WARC := build/sample/videos.warc.gz
+
+.PHONY: help venv sample m3w pairs videos validate dedup-index dedup-report train test bench clean
 
 help:
 	@echo "make m3w        build M3W shards from the bundled sample (INPUT=... OUTPUT=... RUNNER=... BEAM_ARGS=...)"
+	@echo "make pairs      image-text pairs (ALIGN/LTIP-like) from the bundled sample -> out/pairs"
+	@echo "make videos     video-text pairs from the bundled video sample -> out/videos"
 	@echo "make validate   check every shard in OUTPUT against the manifest and schema"
 	@echo "make dedup-index  build an eval-set index (EVAL='name=ANNOTATIONS:MEDIA_DIR ...' INDEX_OUT=...)"
 	@echo "make dedup-report run m3w with eval dedup and write dedup_report.{json,html}"
+	@echo "make train      train Flamingo on the m3w shards (CONFIG=configs/....yaml TRAIN_ARGS=...)"
 	@echo "make test       run the test suite"
 	@echo "make bench      run the benchmarks and print figures"
 
@@ -52,6 +60,22 @@ m3w: $(STAMP) $(if $(filter $(SAMPLE_WARC),$(INPUT)),$(SAMPLE_WARC),)
 	$(PY) -m pipeline.m3w $(foreach i,$(INPUT),--input '$(i)') --output $(OUTPUT) \
 	    $(M3W_ARGS) $(if $(DEDUP_INDEX),--dedup-index $(DEDUP_INDEX),) --runner=$(RUNNER) $(BEAM_ARGS)
 
+$(VIDEOS_WARC): $(STAMP) pipeline/sample_videos.py
+	$(PY) -m pipeline.sample_videos --out $@
+
+PAIRS_INPUT ?= $(SAMPLE_INPUTS)
+PAIRS_OUTPUT ?= out/pairs
+pairs: $(STAMP) $(SAMPLE_WARC)
+	$(PY) -m pipeline.pairs $(foreach i,$(PAIRS_INPUT),--input '$(i)') --output $(PAIRS_OUTPUT) \
+	    $(if $(filter $(SAMPLE_INPUTS),$(PAIRS_INPUT)),--no-fetch,) \
+	    $(if $(DEDUP_INDEX),--dedup-index $(DEDUP_INDEX),) --runner=$(RUNNER) $(BEAM_ARGS)
+
+VIDEOS_OUTPUT ?= out/videos
+videos: $(STAMP) $(VIDEOS_WARC)
+	$(PY) -m pipeline.videos --input $(VIDEOS_WARC) --list build/sample/videos.csv --no-fetch \
+	    --output $(VIDEOS_OUTPUT) $(if $(DEDUP_INDEX),--dedup-index $(DEDUP_INDEX),) \
+	    --runner=$(RUNNER) $(BEAM_ARGS)
+
 # With no EVAL this builds the offline demo index (real COCO annotations, real
 # photos as stand-in images: see dedup/demo_evalset.py).
 dedup-index: $(STAMP)
@@ -67,6 +91,14 @@ dedup-report: $(STAMP) $(SAMPLE_WARC)
 
 validate: $(STAMP)
 	$(PY) -m shards.validate $(OUTPUT)
+
+# With the default (tiny) config, trains on the shards `make m3w` writes,
+# building them first if they are absent.
+train: $(STAMP) $(if $(filter configs/tiny.yaml,$(CONFIG)),out/m3w/manifest.json,)
+	$(PY) -m train.train --config $(CONFIG) $(TRAIN_ARGS)
+
+out/m3w/manifest.json:
+	$(MAKE) --no-print-directory m3w OUTPUT=out/m3w
 
 test: $(STAMP)
 	$(PY) -m pytest -q tests; rc=$$?; if [ $$rc -eq 5 ]; then echo "no tests collected"; exit 1; fi; exit $$rc

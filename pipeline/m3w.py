@@ -34,12 +34,13 @@ from dedup.index import EvalIndex
 from shards.writer import write_bytes_atomic
 
 from .documents import (assemble_sample, candidate_document, eval_matches, image_requests,
-                        image_result, media_key)
+                        media_key)
 from .extract import ExtractConfig
 from .fetch import FetchByHost, FetchConfig
 from .filters import FilterConfig, LangId
-from .images import ImageConfig, process_image
+from .images import ImageConfig
 from .options import add_dataclass_flags, as_json, dataclass_from_args
+from .media import ProcessImages, ResolveMedia, fetch_outcome, noai
 from .jobs import (CountingDoFn, beam_options, default_log_file, finish_run, make_run_id,
                    quiet_beam_logging, run_quietly)
 from .read import ReadInputs, expand_globs
@@ -47,11 +48,6 @@ from .write import AssignAndWriteShards
 
 log = logging.getLogger("pipeline.m3w")
 NS = "m3w"
-
-
-def _noai(headers: dict) -> bool:
-    v = (headers or {}).get("x-robots-tag", "").lower()
-    return "noai" in v or "noimageai" in v
 
 
 class ExtractDocuments(CountingDoFn):
@@ -73,7 +69,7 @@ class ExtractDocuments(CountingDoFn):
                 yield beam.pvalue.TaggedOutput(self.MEDIA, (media_key(rec.url), (rec.body, rec.headers)))
             return
         self.counts.inc("pages")
-        if _noai(rec.headers):
+        if noai(rec.headers):
             self.counts.inc("page_drop_noai")
             return
         try:
@@ -95,69 +91,12 @@ def _first_by_source(docs):
     return min(docs, key=lambda d: (d["source"]["file"], d["source"]["offset"]))
 
 
-class ResolveMedia(CountingDoFn):
-    """One URL's references + archived copies → archived bytes, or a fetch request."""
-
-    FETCH = "fetch"
-
-    def __init__(self, progress_dir=None):
-        self.progress_dir = progress_dir
-
-    def process(self, element):
-        url, grouped = element
-        refs = sorted(grouped["refs"])
-        if refs:  # else: archived but never referenced by a kept document
-            yield from self._resolve(url, refs, grouped)
-
-    def _resolve(self, url, refs, grouped):
-        archived = sorted(grouped["archived"], key=lambda a: (len(a[0]), a[0]))
-        self.counts.inc("images_requested")
-        if archived:
-            body, headers = archived[0]
-            if _noai(headers):
-                yield url, refs, {"ok": False, "reason": "noai"}, None
-            else:
-                self.counts.inc("images_from_warc")
-                yield url, refs, None, (body, "warc")
-        else:
-            yield beam.pvalue.TaggedOutput(self.FETCH, (url, refs))
-
-
-class ProcessImages(CountingDoFn):
-    """Bytes → resized JPEG + hashes, fanned out to every (doc, index) using it."""
-
-    def __init__(self, icfg: ImageConfig, progress_dir=None):
-        self.icfg, self.progress_dir = icfg, progress_dir
-
-    def process(self, element):
-        url, refs, failed, payload = element
-        if failed is not None:
-            res = failed
-        else:
-            data, via = payload
-            processed = process_image(data, self.icfg, source=url)
-            if processed.animated:
-                self.counts.inc("images_animated_first_frame")
-            res = image_result(processed, via)
-        if res["ok"]:
-            self.counts.inc("images_ok")
-        for doc_key, index in refs:
-            yield doc_key, (index, res)
-
-
 @dataclass(frozen=True)
 class DedupConfig:
     index: str = ""                  # eval index file (make dedup-index); empty: no eval dedup
     action: str = "drop"             # drop | tag
     max_docs_per_image: int = 10     # OBELICS: drop images in more documents; 0: off
     near_dup_threshold: float = 0.8  # MinHash LSH Jaccard for near-duplicate documents; 0: off
-
-
-def _fetched(element):
-    url, refs, fr = element
-    if fr.ok:
-        return url, refs, None, (fr.data, "fetch")
-    return url, refs, {"ok": False, "reason": f"fetch_{fr.reason}"}, None
 
 
 class AssembleSamples(CountingDoFn):
@@ -238,7 +177,7 @@ def build_m3w(p, inputs, out_dir, fcfg, ecfg, icfg, fetch_cfg, run_id, samples_p
     if fetch:
         fetched = (resolved[ResolveMedia.FETCH]
                    | "FetchByHost" >> FetchByHost(fetch_cfg, metrics_namespace=NS)
-                   | "FetchOutcome" >> beam.Map(_fetched))
+                   | "FetchOutcome" >> beam.Map(fetch_outcome))
         to_process.append(fetched)
     else:
         offline = (resolved[ResolveMedia.FETCH]

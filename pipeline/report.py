@@ -20,11 +20,13 @@ FUNNEL = {
     "pairs": [("records_read", "records read"), ("pages", "HTML pages"),
               ("list_rows", "list rows"), ("caption_candidates", "captions seen"),
               ("candidate_pairs", "captions kept"), ("images_requested", "images referenced"),
-              ("images_ok", "images decoded"), ("pairs", "pairs written")],
+              ("images_ok", "images decoded"), ("pairs_unique", "unique pairs"),
+              ("samples_in_shards", "pairs written")],
     "videos": [("records_read", "records read"), ("pages", "HTML pages"),
                ("list_rows", "list rows"), ("video_candidates", "videos found"),
                ("candidate_videos", "captions kept"), ("videos_requested", "clips referenced"),
-               ("videos_decoded", "clips decoded"), ("videos", "videos written")],
+               ("videos_decoded", "clips decoded"), ("videos", "videos with frames"),
+               ("samples_in_shards", "videos written")],
 }
 
 

@@ -8,8 +8,7 @@ from PIL import Image
 
 from dedup.evalsets import (EVAL_SETS, EvalSetError, load_eval_set, parse_eval_arg, load_coco_captions,
                             load_vqav2, load_okvqa, load_textvqa, load_textcaps, load_vizwiz, load_flickr30k,
-                            load_hatefulmemes, load_visdial, load_nocaps, load_imagenet_folder,
-                            load_msrvtt, load_msvd, load_vatex, load_youcook2, load_nextqa, load_ivqa,
+                            load_hatefulmemes, load_visdial, load_nocaps, load_msrvtt, load_msvd, load_vatex, load_youcook2, load_nextqa, load_ivqa,
                             load_star, load_rareact, load_kinetics)
 
 D = Path(__file__).resolve().parents[1] / "data" / "evalsets"

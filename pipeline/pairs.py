@@ -1,0 +1,469 @@
+"""The image-text pairs job (ALIGN/LTIP-like): web pages and url lists → pairs shards.
+
+    python -m pipeline.pairs --input 'crawl/*.warc.gz' --list 'laion/*.parquet' \
+        --output out/pairs [flags] [beam flags]
+
+Graph (each step a named transform; drops counted by reason in Beam Metrics):
+
+    ReadInputs ─┬─ pages ─ ExtractPairs (alt | figcaption | title | context) ─┐
+                └─ media (archived images) ──────────────────────────┐        │
+    ReadLists ─ ListPairs (csv/tsv/parquet/jsonl rows, img2dataset shards) ─ ┤
+                    DropRepeatedOnHost (keyed count of distinct images per (host, caption))
+                    DedupByKey ─┬─ ImageRefs ─ JoinMediaByURL ─ ResolveMedia ─ FetchByHost
+                                └─ img2dataset bytes ───────────────────────── ProcessImages
+                    JoinPairsAndImages ─ AssemblePairs ─ DedupContent (sha256 + caption)
+                    [EvalDedup] ─ AssignShards ─ WriteShards
+    driver: manifest.json, stats.json, funnel.png, summary
+
+The pieces are m3w's: the same reader, HTML decode/extract, fetcher, image
+processor (m3w's ResolveMedia/ProcessImages DoFns under this job's counter
+namespace) and shard writer; captions and their filters live in
+pipeline.captions, list inputs in pipeline.lists.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import shutil
+import sys
+import tempfile
+import time
+from dataclasses import replace
+from urllib.parse import urlsplit
+
+import apache_beam as beam
+from apache_beam.metrics import Metrics
+
+from shards.schema import build_pair_sample, make_key
+
+from . import media
+from .captions import CaptionConfig, caption_drop_reason, normalize, page_captions
+from .decode import decode_html
+from .documents import media_key
+from .extract import ExtractConfig, ImageRef, extract_page
+from .fetch import FetchByHost, FetchConfig
+from .filters import FilterConfig, LangId, image_drop_reason, language_drop_reason
+from .images import ImageConfig
+from .jobs import (CountingDoFn, beam_options, default_log_file, finish_run, make_run_id,
+                   quiet_beam_logging, run_quietly)
+from .lists import ListConfig, ReadLists
+from .options import add_dataclass_flags, as_json, dataclass_from_args
+from .read import ReadInputs, expand_globs
+from .write import AssignAndWriteShards
+
+log = logging.getLogger("pipeline.pairs")
+NS = "pairs"
+
+
+def _host(url: str) -> str:
+    try:
+        return (urlsplit(url).hostname or "").lower()
+    except ValueError:
+        return ""
+
+
+class _CaptionFilter:
+    """Static caption filters + language id; counts each drop as drop_caption_<reason>."""
+
+    def __init__(self, ccfg: CaptionConfig, fcfg: FilterConfig):
+        self.ccfg, self.fcfg = ccfg, fcfg
+        self.langid = LangId()
+
+    def check(self, text: str, counts) -> tuple[str, float] | None:
+        reason = caption_drop_reason(text, self.ccfg)
+        lang, score = ("", 0.0)
+        if reason is None:
+            lang, score = self.langid(text)
+            reason = language_drop_reason(lang, score, self.fcfg)
+        if reason:
+            counts.inc(f"drop_caption_{reason}")
+            return None
+        return lang, round(score, 4)
+
+
+class ExtractPairs(CountingDoFn):
+    """Page records → candidate pairs (one per image and caption source kept);
+    archived images pass through tagged."""
+
+    namespace = NS
+    MEDIA = "media"
+
+    def __init__(self, fcfg: FilterConfig, ccfg: CaptionConfig, ecfg: ExtractConfig,
+                 progress_dir=None):
+        self.fcfg, self.ccfg, self.ecfg, self.progress_dir = fcfg, ccfg, ecfg, progress_dir
+
+    def setup(self):
+        super().setup()
+        self.filter = _CaptionFilter(self.ccfg, self.fcfg)
+
+    def process(self, rec):
+        if rec.is_media:
+            if rec.content_type.startswith("image/"):
+                self.counts.inc("archived_images")
+                yield beam.pvalue.TaggedOutput(self.MEDIA, (media_key(rec.url), (rec.body, rec.headers)))
+            return
+        self.counts.inc("pages")
+        if media.noai(rec.headers):
+            self.counts.inc("page_drop_noai")
+            return
+        try:
+            html, _ = decode_html(rec.body, rec.charset)
+            page = extract_page(html, rec.url, self.ecfg)
+        except Exception as e:  # one broken page never stops the job
+            self.counts.inc("page_drop_extract_error")
+            log.warning("%s@%d (%s): extraction failed: %s: %s", rec.source, rec.offset,
+                        rec.url, type(e).__name__, e)
+            return
+        yield from self._pairs(rec, page)
+
+    def _pairs(self, rec, page):
+        nodes = page.nodes
+        bad_images: set[int] = set()
+        for i, node in enumerate(nodes):
+            if isinstance(node, ImageRef):
+                self.counts.inc("page_images")
+                reason = image_drop_reason(node.url, node.width, node.height, self.fcfg)
+                if reason:
+                    self.counts.inc(f"drop_image_{reason}")
+                    bad_images.add(i)
+        done: set[int] = set()
+        for i, source, text in page_captions(nodes, self.ccfg):
+            if i in bad_images or (self.ccfg.pick == "first" and i in done):
+                continue
+            self.counts.inc("caption_candidates")
+            ok = self.filter.check(text, self.counts)
+            if ok is None:
+                continue
+            done.add(i)
+            node = nodes[i]
+            caption = normalize(text)
+            self.counts.inc("candidate_pairs")
+            yield {"key": make_key(node.url, source, caption), "url": node.url,
+                   "page_url": rec.url, "host": _host(rec.url), "caption": caption,
+                   "caption_source": source, "alt": node.alt, "lang": ok[0], "lang_score": ok[1],
+                   "source": {"file": rec.source, "offset": rec.offset}}
+
+
+class ListPairs(CountingDoFn):
+    """List rows (and img2dataset samples with their image) → candidate pairs."""
+
+    namespace = NS
+
+    def __init__(self, fcfg: FilterConfig, ccfg: CaptionConfig, progress_dir=None):
+        self.fcfg, self.ccfg, self.progress_dir = fcfg, ccfg, progress_dir
+
+    def setup(self):
+        super().setup()
+        self.filter = _CaptionFilter(self.ccfg, self.fcfg)
+
+    def process(self, item):
+        self.counts.inc("caption_candidates")
+        ok = self.filter.check(item.caption, self.counts)
+        if ok is None:
+            return
+        caption = normalize(item.caption)
+        self.counts.inc("candidate_pairs")
+        cand = {"key": make_key(item.url, "list", caption), "url": item.url, "page_url": None,
+                "host": _host(item.url), "caption": caption, "caption_source": "list",
+                "lang": ok[0], "lang_score": ok[1],
+                "source": {"file": item.source, "offset": item.offset}}
+        if item.image is not None:
+            cand["image"] = item.image
+            cand["img2dataset"] = item.extra
+        yield cand
+
+
+def _drop_repeated(element, max_per_host, counts_ns=NS):
+    """((host, caption), {"cands", "n"}) → the candidates, unless the caption is on
+    >= max_per_host distinct images of that host."""
+    _, grouped = element
+    n = sum(grouped["n"])
+    cands = list(grouped["cands"])
+    if max_per_host > 0 and n >= max_per_host:
+        Metrics.counter(counts_ns, "drop_caption_repeated_on_host").inc(len(cands))
+        return
+    yield from cands
+
+
+class DropRepeatedOnHost(beam.PTransform):
+    """A keyed count: distinct image URLs per (host, lower-cased caption)."""
+
+    def __init__(self, max_per_host: int):
+        super().__init__()
+        self.max_per_host = max_per_host
+
+    def expand(self, cands):
+        keyed = cands | "KeyByHostCaption" >> beam.Map(
+            lambda c: ((c["host"], c["caption"].lower()), c))
+        n = (keyed
+             | "HostCaptionImage" >> beam.Map(lambda kv: (kv[0], media_key(kv[1]["url"])))
+             | "DistinctImages" >> beam.Distinct()
+             | "CountImages" >> beam.combiners.Count.PerKey())
+        return ({"cands": keyed, "n": n}
+                | "JoinCounts" >> beam.CoGroupByKey()
+                | "DropRepeated" >> beam.FlatMap(_drop_repeated, max_per_host=self.max_per_host))
+
+
+def _first_by_source(cands):
+    return min(cands, key=lambda c: (c["source"]["file"], c["source"]["offset"]))
+
+
+def _split_inline(cand):
+    """img2dataset samples carry their bytes: straight to ProcessImages."""
+    if "image" in cand:
+        data = cand.pop("image")
+        yield beam.pvalue.TaggedOutput("inline", (cand["url"], [(cand["key"], 0)], None,
+                                                  (data, "img2dataset")))
+    yield cand
+
+
+class _ResolveMedia(media.ResolveMedia):
+    namespace = NS
+
+
+class _ProcessImages(media.ProcessImages):
+    namespace = NS
+
+
+class AssemblePairs(CountingDoFn):
+    namespace = NS
+
+    def __init__(self, progress_dir=None):
+        self.progress_dir = progress_dir
+
+    def process(self, element):
+        key, grouped = element
+        cands = list(grouped["pair"])
+        results = [r for _, r in grouped["image"]]
+        if not cands or not results:
+            return
+        c, res = cands[0], results[0]
+        if not res["ok"]:
+            self.counts.inc(f"drop_image_{res['reason']}")
+            return
+        meta = {"url": c["url"], "page_url": c["page_url"], "caption_source": c["caption_source"],
+                "lang": c["lang"], "lang_score": c["lang_score"], "source": c["source"],
+                **{k: res[k] for k in ("width", "height", "original_width", "original_height",
+                                       "sha256", "phash", "via")}}
+        if c.get("alt") is not None and c["caption_source"] != "alt":
+            meta["alt"] = c["alt"]
+        if "img2dataset" in c:
+            meta["img2dataset"] = c["img2dataset"]
+        yield build_pair_sample(key, c["caption"], meta, res["jpeg"])
+
+
+class DedupContent(CountingDoFn):
+    """Same stored image (sha256) with the same caption: keep the smallest key."""
+
+    namespace = NS
+
+    def __init__(self, progress_dir=None):
+        self.progress_dir = progress_dir
+
+    def process(self, element):
+        _, samples = element
+        samples = sorted(samples, key=lambda s: s["__key__"])
+        if len(samples) > 1:
+            self.counts.inc("drop_pair_duplicate", len(samples) - 1)
+        self.counts.inc("pairs_unique")
+        yield samples[0]
+
+
+class EvalDedup(CountingDoFn):
+    """Drop (or tag) pairs whose image or caption matches the eval index (dedup/)."""
+
+    namespace = NS
+
+    def __init__(self, index_path: str, action: str, kind: str = "pair", progress_dir=None):
+        self.index_path, self.action, self.kind, self.progress_dir = index_path, action, kind, progress_dir
+
+    def setup(self):
+        super().setup()
+        from dedup.index import EvalIndex
+
+        self.index = EvalIndex.load_cached(self.index_path)
+
+    def process(self, sample):
+        from dedup.apply import filter_pair, filter_video
+
+        meta = sample["json"]
+        if self.kind == "pair":
+            keep, ms = filter_pair(sample["txt"], meta["phash"], meta["url"], self.index, self.action)
+        else:
+            keep, ms = filter_video(sample["txt"], meta["frame_phashes"], self.index, self.action)
+        if ms:
+            self.counts.inc(f"{self.kind}s_eval_matched")
+        if not keep:
+            self.counts.inc(f"drop_{self.kind}_eval_match")
+            return
+        if ms:
+            sample = dict(sample, json=dict(meta, eval_matches=[m.to_json() for m in ms]))
+        yield sample
+
+
+def build_pairs(p, inputs, lists, out_dir, fcfg, ccfg, ecfg, icfg, fetch_cfg, run_id,
+                samples_per_shard, fetch=True, list_cfg=ListConfig(), dedup_index=None,
+                dedup_action="drop", progress_dir=None):
+    """Add the pairs graph to pipeline ``p``; returns the PCollection of shard infos."""
+    branches, archived = [], []
+    if inputs:
+        records = p | "ReadInputs" >> ReadInputs(inputs, NS, progress_dir)
+        extracted = records | "ExtractPairs" >> beam.ParDo(
+            ExtractPairs(fcfg, ccfg, ecfg, progress_dir)).with_outputs(ExtractPairs.MEDIA, main="pairs")
+        branches.append(extracted.pairs)
+        archived.append(extracted[ExtractPairs.MEDIA])
+    if lists:
+        items = p | "ReadLists" >> ReadLists(lists, list_cfg, NS, progress_dir)
+        branches.append(items | "ListPairs" >> beam.ParDo(ListPairs(fcfg, ccfg, progress_dir)))
+    cands = (branches | "AllCandidates" >> beam.Flatten()
+             | "DropRepeatedOnHost" >> DropRepeatedOnHost(ccfg.max_per_host)
+             | "KeyPairs" >> beam.Map(lambda c: (c["key"], c))
+             | "DedupByKey" >> beam.CombinePerKey(_first_by_source)
+             | "Values" >> beam.Values()
+             | "SplitInline" >> beam.FlatMap(_split_inline).with_outputs("inline", main="pairs"))
+    refs = cands.pairs | "ImageRefs" >> beam.FlatMap(
+        lambda c: [] if "img2dataset" in c else [(media_key(c["url"]), (c["key"], 0))])
+    archived_media = (archived | "AllArchived" >> beam.Flatten()) if archived else (
+        p | "NoArchived" >> beam.Create([]))
+    resolved = ({"refs": refs, "archived": archived_media}
+                | "JoinMediaByURL" >> beam.CoGroupByKey()
+                | "ResolveMedia" >> beam.ParDo(_ResolveMedia(progress_dir)).with_outputs(
+                    media.ResolveMedia.FETCH, main="ready"))
+    to_process = [resolved.ready, cands.inline]
+    if fetch:
+        to_process.append(resolved[media.ResolveMedia.FETCH]
+                          | "FetchByHost" >> FetchByHost(fetch_cfg, metrics_namespace=NS)
+                          | "FetchOutcome" >> beam.Map(media.fetch_outcome))
+    else:
+        to_process.append(resolved[media.ResolveMedia.FETCH] | "NotArchived" >> beam.Map(
+            lambda e: (e[0], e[1], {"ok": False, "reason": "not_archived"}, None)))
+    images = (to_process | "AllImages" >> beam.Flatten()
+              | "ProcessImages" >> beam.ParDo(_ProcessImages(icfg, progress_dir)))
+    samples = ({"pair": cands.pairs | "KeyCandidates" >> beam.Map(lambda c: (c["key"], c)),
+                "image": images}
+               | "JoinPairsAndImages" >> beam.CoGroupByKey()
+               | "AssemblePairs" >> beam.ParDo(AssemblePairs(progress_dir))
+               | "KeyByContent" >> beam.Map(
+                   lambda s: ((s["json"]["sha256"], s["txt"].lower()), s))
+               | "GroupByContent" >> beam.GroupByKey()
+               | "DedupContent" >> beam.ParDo(DedupContent(progress_dir)))
+    if dedup_index:
+        samples = samples | "EvalDedup" >> beam.ParDo(
+            EvalDedup(dedup_index, dedup_action, "pair", progress_dir))
+    return samples | "WriteShards" >> AssignAndWriteShards(out_dir, "pairs", run_id,
+                                                           samples_per_shard, progress_dir, NS)
+
+
+# ---------------------------------------------------------------- CLI
+
+# FilterConfig's paragraph and document thresholds are m3w's; pairs use its
+# image and language ones.
+_M3W_ONLY = ("para_min_words", "para_max_words", "para_max_char_repetition",
+             "para_max_word_repetition", "para_max_special_chars", "doc_min_images",
+             "doc_max_images", "doc_min_words", "doc_max_words")
+
+
+def add_common_flags(ap: argparse.ArgumentParser, kind: str) -> None:
+    """The flags the pairs and videos jobs share (same conventions as m3w)."""
+    ap.add_argument("--input", action="append", default=[],
+                    help="glob of WARC / HTML / JSONL page files (repeatable; any Beam filesystem)")
+    ap.add_argument("--list", action="append", default=[], dest="lists",
+                    help="glob of url lists: csv, tsv, parquet, jsonl[.gz]"
+                         + (", img2dataset webdataset .tar" if kind == "pairs" else "")
+                         + " (repeatable)")
+    ap.add_argument("--output", required=True, help="output directory (any Beam filesystem)")
+    ap.add_argument("--samples-per-shard", type=int, default=1000)
+    ap.add_argument("--fetch", action=argparse.BooleanOptionalAction, default=True,
+                    help="fetch media not archived in the inputs (default: on)")
+    ap.add_argument("--quiet", action="store_true", help="no progress line")
+    ap.add_argument("--log-file", help=f"where Beam's and the workers' logs go "
+                    f"(default: OUTPUT/{kind}.log, or the temp folder for remote outputs)")
+    ap.add_argument("--dedup-index", help="eval index (.npz from python -m dedup.build_index): "
+                    "drop or tag samples matching an eval set")
+    ap.add_argument("--dedup-action", choices=("drop", "tag"), default="drop")
+    ap.add_argument("--allow-private-addresses", action="store_true",
+                    help="let the fetcher reach loopback/private addresses (tests and the demo only)")
+    add_dataclass_flags(ap, ListConfig, title="list inputs (img2dataset's column flags)")
+
+
+def fetch_config_from_args(args, prefix="fetch") -> FetchConfig:
+    cfg = dataclass_from_args(FetchConfig, args, prefix)
+    return replace(cfg, allow_private_addresses=args.allow_private_addresses)
+
+
+def parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(
+        prog="python -m pipeline.pairs",
+        description="Build image-text pair shards (ALIGN/LTIP-like) from web pages and url "
+                    "lists. Flags not listed here go to Beam (e.g. --runner).")
+    add_common_flags(ap, "pairs")
+    ap.add_argument("--all-text", action="store_true",
+                    help="take images from the whole page instead of the main content")
+    add_dataclass_flags(ap, CaptionConfig, prefix="caption", title="captions")
+    add_dataclass_flags(ap, FilterConfig, title="image URL and language filters (as m3w)",
+                        skip=_M3W_ONLY)
+    add_dataclass_flags(ap, ImageConfig, prefix="image", title="images")
+    add_dataclass_flags(ap, FetchConfig, prefix="fetch", title="fetching",
+                        skip=("allow_private_addresses",))
+    return ap
+
+
+PROGRESS_FIELDS = [("records_read", "records"), ("pages", "pages"), ("list_rows", "rows"),
+                   ("candidate_pairs", "candidates"), ("images_requested", "images"),
+                   ("images_ok", "images ok"), ("samples_in_shards", "in shards")]
+
+
+def main(argv=None) -> int:
+    ap = parser()
+    args, beam_args = ap.parse_known_args(argv)
+    if not args.input and not args.lists:
+        ap.error("give at least one --input or --list")
+    quiet_beam_logging()
+    fcfg = dataclass_from_args(FilterConfig, args)
+    ccfg = dataclass_from_args(CaptionConfig, args, "caption")
+    if ccfg.pick not in ("first", "all"):
+        ap.error("--caption-pick must be first or all")
+    icfg = dataclass_from_args(ImageConfig, args, "image")
+    list_cfg = dataclass_from_args(ListConfig, args)
+    fetch_cfg = fetch_config_from_args(args)
+    ecfg = ExtractConfig(main_content=not args.all_text)
+    try:
+        files = expand_globs(args.input) if args.input else []
+        list_files = expand_globs(args.lists) if args.lists else []
+    except FileNotFoundError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    options = {"captions": as_json(ccfg), "filters": as_json(fcfg), "images": as_json(icfg),
+               "fetch": as_json(fetch_cfg), "extract": as_json(ecfg), "lists": as_json(list_cfg),
+               "samples_per_shard": args.samples_per_shard, "fetch_enabled": args.fetch,
+               "dedup_index": os.path.basename(args.dedup_index) if args.dedup_index else None,
+               "dedup_action": args.dedup_action,
+               "inputs": [os.path.basename(f) for f in files + list_files]}
+    run_id = make_run_id(files + list_files, options)
+    from apache_beam.io.filesystems import FileSystems
+
+    FileSystems.mkdirs(args.output) if not FileSystems.exists(args.output) else None
+    progress_dir = tempfile.mkdtemp(prefix="pairs-progress-")
+    log_file = args.log_file or default_log_file(args.output, "pairs")
+    t0 = time.monotonic()
+    try:
+        p = beam.Pipeline(options=beam_options(beam_args))
+        build_pairs(p, files, list_files, args.output, fcfg, ccfg, ecfg, icfg, fetch_cfg, run_id,
+                    args.samples_per_shard, fetch=args.fetch, list_cfg=list_cfg,
+                    dedup_index=args.dedup_index, dedup_action=args.dedup_action,
+                    progress_dir=progress_dir)
+        result = run_quietly(p, progress_dir, log_file, "pairs", PROGRESS_FIELDS, args.quiet)
+    except Exception as e:
+        print(f"error: the pairs job failed: {type(e).__name__}: {e}\n(details in {log_file})",
+              file=sys.stderr)
+        return 1
+    finally:
+        shutil.rmtree(progress_dir, ignore_errors=True)
+    finish_run(result, args.output, "pairs", NS, run_id, options, files + list_files,
+               time.monotonic() - t0, log_file)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

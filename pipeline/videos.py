@@ -1,0 +1,461 @@
+"""The video-text pairs job (VTP-like): web pages and url lists → videos shards.
+
+    python -m pipeline.videos --input 'crawl/*.warc.gz' --list 'clips.csv' \
+        --output out/videos [flags] [beam flags]
+
+Graph (each step a named transform; drops counted by reason in Beam Metrics):
+
+    ReadInputs ─┬─ pages ─ DiscoverVideos (<video src>, <source>, og:video) ─┐
+                └─ media (archived clips) ─────────────────────────┐          │
+    ReadLists ─ ListVideos (csv/tsv/parquet/jsonl: url + caption) ─┼──────────┤
+                         DedupByKey ─ VideoRefs ─ JoinMediaByURL ─ ResolveVideos
+                   archived → DecodeVideos;  missing → FetchByHost → DecodeVideos
+                         JoinVideos ─ AssembleVideos ─ [EvalDedup] ─ AssignShards ─ WriteShards
+    driver: manifest.json, stats.json, funnel.png, summary
+
+Discovery reads the page's own markup (the m3w extractor drops <video>, and
+og: tags live in <head>): a ``<video>``'s ``src`` (or its lazy-loading
+``data-src``/``data-mp4src``/``data-webmsrc``) and its ``<source>`` children
+(the first of a playable type: mp4, then webm/ogg, then any), and the page's
+``og:video`` / ``og:video:url`` / ``og:video:secure_url`` when its declared type
+is a video file (player pages, text/html, are skipped).  blob: and data: URLs
+cannot be fetched and are counted (``drop_video_bad_scheme``).
+
+Caption, first that passes pipeline.captions' filters: the ``<figcaption>`` of
+the video's ``<figure>``, its ``aria-label``, its ``title``, then the page's
+``og:description`` and ``og:title`` (those only when the page has one video).
+The WebVTT text of ``<track>`` elements is not used (see the report: the
+readers do not pass text/vtt records through).
+"""
+from __future__ import annotations
+
+import argparse
+import html as html_lib
+import logging
+import os
+import shutil
+import sys
+import tempfile
+import time
+from urllib.parse import urljoin, urlsplit
+
+import apache_beam as beam
+
+from shards.schema import build_video_sample, make_key
+
+from . import media
+from .captions import CaptionConfig, caption_drop_reason, normalize
+from .decode import decode_html
+from .documents import media_key
+from .fetch import FetchByHost, FetchConfig
+from .filters import FilterConfig, LangId, language_drop_reason
+from .jobs import (CountingDoFn, beam_options, default_log_file, finish_run, make_run_id,
+                   quiet_beam_logging, run_quietly)
+from .lists import ListConfig, ReadLists
+from .options import add_dataclass_flags, as_json, dataclass_from_args
+from .pairs import EvalDedup, add_common_flags
+from .read import ReadInputs, expand_globs
+from .video_frames import VideoConfig, decode_video
+from .write import AssignAndWriteShards
+
+log = logging.getLogger("pipeline.videos")
+NS = "videos"
+
+VIDEO_FETCH = FetchConfig(max_bytes=200_000_000, timeout_s=60.0,
+                          accept_content_types=("video/", "application/octet-stream"))
+# Videos are one caption per clip: the alt/figcaption/context machinery of
+# pairs does not apply, only the text filters.
+VIDEO_CAPTIONS = CaptionConfig(min_words=2, max_words=64)
+
+_LAZY_SRC = ("src", "data-src", "data-mp4src", "data-webmsrc", "data-video-src")
+_TYPE_RANK = {"video/mp4": 0, "video/webm": 1, "video/ogg": 2}
+
+
+def _ext_rank(url: str) -> int:
+    path = urlsplit(url).path.lower()
+    for ext, r in ((".mp4", 0), (".m4v", 0), (".mov", 1), (".webm", 1), (".ogv", 2)):
+        if path.endswith(ext):
+            return r
+    return 3
+
+
+def _video_src(video, base: str) -> str | None:
+    cands = []
+    for attr in _LAZY_SRC:
+        v = (video.get(attr) or "").strip()
+        if v:
+            cands.append((_ext_rank(v), len(cands), v))
+    for s in video.iter("source"):
+        v = (s.get("src") or s.get("data-src") or "").strip()
+        if v:
+            typ = (s.get("type") or "").split(";")[0].strip().lower()
+            cands.append((_TYPE_RANK.get(typ, _ext_rank(v)), len(cands), v))
+    if not cands:
+        return None
+    # Fetchable first (blob:/data: only if nothing else), then the most playable type.
+    cands.sort(key=lambda c: (c[2].lower().startswith(("blob:", "data:")), c[0], c[1]))
+    return urljoin(base, cands[0][2])
+
+
+def _meta(root, prop: str) -> str:
+    for v in root.xpath(f'//meta[@property="{prop}" or @name="{prop}"]/@content'):
+        if v.strip():
+            return normalize(html_lib.unescape(v))  # some sites escape twice (Kotaku)
+    return ""
+
+
+def discover_videos(html: str, url: str) -> list[dict]:
+    """[{"url", "captions": [(source, text), ...]}] for the videos of a page, in
+    page order (og:video last), one entry per distinct URL."""
+    from lxml import html as lh
+
+    try:
+        root = lh.document_fromstring(html)
+    except Exception:  # noqa: BLE001 - empty or unparsable page
+        return []
+    bases = root.xpath("//base/@href")
+    base = urljoin(url, bases[0].strip()) if bases else url
+    out, seen = [], set()
+    for video in root.iter("video"):
+        src = _video_src(video, base)
+        if src is None or src in seen:
+            continue
+        seen.add(src)
+        caps = []
+        fig = next((a for a in video.iterancestors("figure")), None)
+        if fig is not None:
+            fc = next(fig.iter("figcaption"), None)
+            if fc is not None:
+                caps.append(("figcaption", normalize(fc.text_content())))
+        for attr, name in (("aria-label", "aria_label"), ("title", "title")):
+            if video.get(attr):
+                caps.append((name, normalize(video.get(attr))))
+        out.append({"url": src, "captions": caps})
+    typ = _meta(root, "og:video:type").lower()
+    if not typ or typ.startswith("video/"):
+        for prop in ("og:video:secure_url", "og:video:url", "og:video"):
+            v = _meta(root, prop)
+            if v:
+                src = urljoin(base, v)
+                if src not in seen:
+                    seen.add(src)
+                    out.append({"url": src, "captions": []})
+                break
+    if len(out) == 1:
+        for prop in ("og:description", "og:title"):
+            v = _meta(root, prop)
+            if v:
+                out[0]["captions"].append((prop.replace(":", "_"), v))
+    return [dict(v, captions=[c for c in v["captions"] if c[1]]) for v in out]
+
+
+class _CaptionPicker:
+    def __init__(self, ccfg: CaptionConfig, fcfg: FilterConfig):
+        self.ccfg, self.fcfg, self.langid = ccfg, fcfg, LangId()
+
+    def pick(self, captions, counts):
+        """First passing (source, caption, lang, score); each failure counted."""
+        for source, text in captions:
+            reason = caption_drop_reason(text, self.ccfg)
+            if reason is None:
+                lang, score = self.langid(text)
+                reason = language_drop_reason(lang, score, self.fcfg)
+                if reason is None:
+                    return source, normalize(text), lang, round(score, 4)
+            counts.inc(f"drop_caption_{reason}")
+        return None
+
+
+class DiscoverVideos(CountingDoFn):
+    """Pages → candidate videos with a caption; archived clips pass through tagged."""
+
+    namespace = NS
+    MEDIA = "media"
+
+    def __init__(self, fcfg, ccfg, progress_dir=None):
+        self.fcfg, self.ccfg, self.progress_dir = fcfg, ccfg, progress_dir
+
+    def setup(self):
+        super().setup()
+        self.picker = _CaptionPicker(self.ccfg, self.fcfg)
+
+    def process(self, rec):
+        if rec.is_media:
+            if rec.content_type.startswith("video/"):
+                self.counts.inc("archived_videos")
+                yield beam.pvalue.TaggedOutput(self.MEDIA, (media_key(rec.url), (rec.body, rec.headers)))
+            return
+        self.counts.inc("pages")
+        if media.noai(rec.headers):
+            self.counts.inc("page_drop_noai")
+            return
+        try:
+            html, _ = decode_html(rec.body, rec.charset)
+            found = discover_videos(html, rec.url)
+        except Exception as e:  # one broken page never stops the job
+            self.counts.inc("page_drop_extract_error")
+            log.warning("%s@%d (%s): video discovery failed: %s: %s", rec.source, rec.offset,
+                        rec.url, type(e).__name__, e)
+            return
+        for v in found:
+            self.counts.inc("video_candidates")
+            if urlsplit(v["url"]).scheme not in ("http", "https"):
+                self.counts.inc("drop_video_bad_scheme")
+                continue
+            if not v["captions"]:
+                self.counts.inc("drop_caption_none")
+                continue
+            picked = self.picker.pick(v["captions"], self.counts)
+            if picked is None:
+                continue
+            yield _candidate(v["url"], picked, rec.url, rec.source, rec.offset)
+            self.counts.inc("candidate_videos")
+
+
+def _candidate(url, picked, page_url, source, offset):
+    cap_source, caption, lang, score = picked
+    return {"key": make_key(url, caption), "url": url, "page_url": page_url, "caption": caption,
+            "caption_source": cap_source, "lang": lang, "lang_score": score,
+            "source": {"file": source, "offset": offset}}
+
+
+class ListVideos(CountingDoFn):
+    namespace = NS
+
+    def __init__(self, fcfg, ccfg, progress_dir=None):
+        self.fcfg, self.ccfg, self.progress_dir = fcfg, ccfg, progress_dir
+
+    def setup(self):
+        super().setup()
+        self.picker = _CaptionPicker(self.ccfg, self.fcfg)
+
+    def process(self, item):
+        self.counts.inc("video_candidates")
+        if item.image is not None:
+            self.counts.inc("drop_video_not_a_video_list")  # an img2dataset shard given to videos
+            return
+        picked = self.picker.pick([("list", item.caption)], self.counts)
+        if picked is None:
+            return
+        self.counts.inc("candidate_videos")
+        yield _candidate(item.url, picked, None, item.source, item.offset)
+
+
+class ResolveVideos(CountingDoFn):
+    """One URL's references + archived copies → archived bytes, or a fetch request."""
+
+    namespace = NS
+    FETCH = "fetch"
+
+    def __init__(self, progress_dir=None):
+        self.progress_dir = progress_dir
+
+    def process(self, element):
+        url, grouped = element
+        refs = sorted(grouped["refs"])
+        if not refs:
+            return
+        self.counts.inc("videos_requested")
+        archived = sorted(grouped["archived"], key=lambda a: (len(a[0]), a[0]))
+        if not archived:
+            yield beam.pvalue.TaggedOutput(self.FETCH, (url, refs))
+            return
+        body, headers = archived[0]
+        if media.noai(headers):
+            yield url, refs, {"ok": False, "reason": "noai"}, None
+            return
+        self.counts.inc("videos_from_warc")
+        yield url, refs, None, (body, "warc")
+
+
+class DecodeVideos(CountingDoFn):
+    """Clip bytes → frames (bounded decode), fanned out to every candidate using the URL."""
+
+    namespace = NS
+
+    def __init__(self, vcfg: VideoConfig, progress_dir=None):
+        self.vcfg, self.progress_dir = vcfg, progress_dir
+
+    def process(self, element):
+        url, refs, failed, payload = element
+        if failed is not None:
+            res = failed
+        else:
+            data, via = payload
+            d = decode_video(data, self.vcfg, source=url)
+            if d.ok:
+                self.counts.inc("videos_decoded")
+                self.counts.inc("frames_decoded", len(d.frames))
+                res = {"ok": True, "via": via, "video": d}
+            else:
+                res = {"ok": False, "reason": d.reason}
+        for key, _ in refs:
+            yield key, res
+
+
+class AssembleVideos(CountingDoFn):
+    namespace = NS
+
+    def __init__(self, sample_fps: float, progress_dir=None):
+        self.sample_fps, self.progress_dir = sample_fps, progress_dir
+
+    def process(self, element):
+        key, grouped = element
+        cands, results = list(grouped["cand"]), list(grouped["video"])
+        if not cands or not results:
+            return
+        c, res = cands[0], results[0]
+        if not res["ok"]:
+            self.counts.inc(f"drop_video_{res['reason']}")
+            return
+        d = res["video"]
+        meta = {"url": c["url"], "page_url": c["page_url"], "caption_source": c["caption_source"],
+                "lang": c["lang"], "lang_score": c["lang_score"], "source": c["source"],
+                "via": res["via"], "duration": d.duration, "original_duration": d.original_duration,
+                "fps": d.fps, "sample_fps": self.sample_fps, "frame_times": d.frame_times,
+                "frame_sha256": d.frame_sha256, "frame_phashes": d.frame_phashes,
+                "width": d.width, "height": d.height, "frame_width": d.frame_width,
+                "frame_height": d.frame_height, "codec": d.codec, "has_audio": d.has_audio,
+                "truncated_to": d.truncated_to}
+        self.counts.inc("videos")
+        self.counts.inc("frames_written", len(d.frames))
+        yield build_video_sample(key, c["caption"], meta, d.frames, d.clip)
+
+
+def build_videos(p, inputs, lists, out_dir, fcfg, ccfg, vcfg, fetch_cfg, run_id,
+                 samples_per_shard, fetch=True, list_cfg=ListConfig(), dedup_index=None,
+                 dedup_action="drop", progress_dir=None):
+    """Add the videos graph to pipeline ``p``; returns the PCollection of shard infos."""
+    branches, archived = [], []
+    if inputs:
+        found = (p | "ReadInputs" >> ReadInputs(inputs, NS, progress_dir)
+                 | "DiscoverVideos" >> beam.ParDo(DiscoverVideos(fcfg, ccfg, progress_dir))
+                 .with_outputs(DiscoverVideos.MEDIA, main="videos"))
+        branches.append(found.videos)
+        archived.append(found[DiscoverVideos.MEDIA])
+    if lists:
+        branches.append(p | "ReadLists" >> ReadLists(lists, list_cfg, NS, progress_dir)
+                        | "ListVideos" >> beam.ParDo(ListVideos(fcfg, ccfg, progress_dir)))
+    cands = (branches | "AllCandidates" >> beam.Flatten()
+             | "KeyVideos" >> beam.Map(lambda c: (c["key"], c))
+             | "DedupByKey" >> beam.CombinePerKey(
+                 lambda cs: min(cs, key=lambda c: (c["source"]["file"], c["source"]["offset"]))))
+    refs = cands | "VideoRefs" >> beam.Map(lambda kv: (media_key(kv[1]["url"]), (kv[0], 0)))
+    archived_media = (archived | "AllArchived" >> beam.Flatten()) if archived else (
+        p | "NoArchived" >> beam.Create([]))
+    resolved = ({"refs": refs, "archived": archived_media}
+                | "JoinMediaByURL" >> beam.CoGroupByKey()
+                | "ResolveVideos" >> beam.ParDo(ResolveVideos(progress_dir)).with_outputs(
+                    ResolveVideos.FETCH, main="ready"))
+    to_decode = [resolved.ready]
+    if fetch:
+        to_decode.append(resolved[ResolveVideos.FETCH]
+                         | "FetchByHost" >> FetchByHost(fetch_cfg, metrics_namespace=NS)
+                         | "FetchOutcome" >> beam.Map(media.fetch_outcome))
+    else:
+        to_decode.append(resolved[ResolveVideos.FETCH] | "NotArchived" >> beam.Map(
+            lambda e: (e[0], e[1], {"ok": False, "reason": "not_archived"}, None)))
+    samples = ({"cand": cands,
+                "video": to_decode | "AllClips" >> beam.Flatten()
+                | "DecodeVideos" >> beam.ParDo(DecodeVideos(vcfg, progress_dir))}
+               | "JoinVideos" >> beam.CoGroupByKey()
+               | "AssembleVideos" >> beam.ParDo(AssembleVideos(vcfg.fps, progress_dir)))
+    if dedup_index:
+        samples = samples | "EvalDedup" >> beam.ParDo(
+            EvalDedup(dedup_index, dedup_action, "video", progress_dir))
+    return samples | "WriteShards" >> AssignAndWriteShards(out_dir, "videos", run_id,
+                                                           samples_per_shard, progress_dir, NS)
+
+
+# ---------------------------------------------------------------- CLI
+
+
+def parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(
+        prog="python -m pipeline.videos",
+        description="Build video-text shards (frames at 1 FPS as JPEGs) from web pages and "
+                    "url lists. Flags not listed here go to Beam (e.g. --runner).")
+    add_common_flags(ap, "videos")
+    add_dataclass_flags(ap, VideoConfig, prefix="video", title="video decoding and frames")
+    add_dataclass_flags(ap, CaptionConfig, prefix="caption", title="caption filters",
+                        skip=("sources", "pick", "context_max_words", "max_per_host"))
+    _set_defaults(ap, caption_min_words=VIDEO_CAPTIONS.min_words,
+                  caption_max_words=VIDEO_CAPTIONS.max_words)
+    add_dataclass_flags(ap, FilterConfig, title="language filters (as m3w)",
+                        skip=tuple(f for f in FilterConfig.__dataclass_fields__
+                                   if f not in ("languages", "min_lang_confidence")))
+    add_dataclass_flags(ap, FetchConfig, prefix="fetch", title="fetching",
+                        skip=("allow_private_addresses",))
+    _set_defaults(ap, fetch_max_bytes=VIDEO_FETCH.max_bytes, fetch_timeout_s=VIDEO_FETCH.timeout_s,
+                  fetch_accept_content_types=",".join(VIDEO_FETCH.accept_content_types))
+    return ap
+
+
+def _set_defaults(ap: argparse.ArgumentParser, **defaults) -> None:
+    """This job's defaults for shared config flags, with --help saying so."""
+    ap.set_defaults(**defaults)
+    for action in ap._actions:
+        if action.dest in defaults and action.help:
+            action.help = action.help.rsplit("(default:", 1)[0] + f"(default: {defaults[action.dest]})"
+
+
+PROGRESS_FIELDS = [("records_read", "records"), ("pages", "pages"), ("list_rows", "rows"),
+                   ("video_candidates", "found"), ("videos_requested", "clips"),
+                   ("videos_decoded", "decoded"), ("frames_decoded", "frames"),
+                   ("samples_in_shards", "in shards")]
+
+
+def main(argv=None) -> int:
+    from .pairs import fetch_config_from_args
+
+    ap = parser()
+    args, beam_args = ap.parse_known_args(argv)
+    if not args.input and not args.lists:
+        ap.error("give at least one --input or --list")
+    quiet_beam_logging()
+    fcfg = dataclass_from_args(FilterConfig, args)
+    ccfg = dataclass_from_args(CaptionConfig, args, "caption")
+    vcfg = dataclass_from_args(VideoConfig, args, "video")
+    list_cfg = dataclass_from_args(ListConfig, args)
+    fetch_cfg = fetch_config_from_args(args)
+    try:
+        files = expand_globs(args.input) if args.input else []
+        list_files = expand_globs(args.lists) if args.lists else []
+    except FileNotFoundError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    options = {"video": as_json(vcfg), "captions": as_json(ccfg),
+               "filters": {"languages": list(fcfg.languages),
+                           "min_lang_confidence": fcfg.min_lang_confidence},
+               "fetch": as_json(fetch_cfg), "lists": as_json(list_cfg),
+               "samples_per_shard": args.samples_per_shard, "fetch_enabled": args.fetch,
+               "dedup_index": os.path.basename(args.dedup_index) if args.dedup_index else None,
+               "dedup_action": args.dedup_action,
+               "inputs": [os.path.basename(f) for f in files + list_files]}
+    run_id = make_run_id(files + list_files, options)
+    from apache_beam.io.filesystems import FileSystems
+
+    FileSystems.mkdirs(args.output) if not FileSystems.exists(args.output) else None
+    progress_dir = tempfile.mkdtemp(prefix="videos-progress-")
+    log_file = args.log_file or default_log_file(args.output, "videos")
+    t0 = time.monotonic()
+    try:
+        p = beam.Pipeline(options=beam_options(beam_args))
+        build_videos(p, files, list_files, args.output, fcfg, ccfg, vcfg, fetch_cfg, run_id,
+                     args.samples_per_shard, fetch=args.fetch, list_cfg=list_cfg,
+                     dedup_index=args.dedup_index, dedup_action=args.dedup_action,
+                     progress_dir=progress_dir)
+        result = run_quietly(p, progress_dir, log_file, "videos", PROGRESS_FIELDS, args.quiet)
+    except Exception as e:
+        print(f"error: the videos job failed: {type(e).__name__}: {e}\n(details in {log_file})",
+              file=sys.stderr)
+        return 1
+    finally:
+        shutil.rmtree(progress_dir, ignore_errors=True)
+    finish_run(result, args.output, "videos", NS, run_id, options, files + list_files,
+               time.monotonic() - t0, log_file)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
