@@ -29,7 +29,7 @@ from PIL import Image
 from torch.utils.data import IterableDataset, get_worker_info
 from webdataset.tariterators import group_by_keys, tar_file_iterator
 
-from shards.schema import (IMAGE_TOKEN, KINDS, SchemaError, decode_members, iter_image_members,
+from shards.schema import (EOC_TOKEN, IMAGE_TOKEN, KINDS, SchemaError, decode_members, iter_image_members,
                            serialize_pair, shard_index_for_key, validate_sample)
 
 HOLDOUT_BUCKETS = 1000
@@ -199,11 +199,23 @@ class Processor:
         of the document. The window is cut just before its (max_images+1)-th
         ``<image>``, so every ``<image>`` kept has its picture and no text is
         conditioned on an image that was dropped.
+
+        Long documents are not tokenised whole (that was most of the loader's
+        time): the window starts at a random character, snapped to a word or
+        marker boundary, and only the next ``seq_len * WINDOW_CHARS_PER_TOKEN``
+        characters are tokenised.
         """
-        ids = self.tokens(sample["json"]["text"])
-        start = rng.randint(0, max(0, len(ids) - self.seq_len))
-        window = ids[start:start + self.seq_len]
-        first = sum(1 for t in ids[:start] if t == self.image_token_id)
+        text = sample["json"]["text"]
+        budget = self.seq_len * WINDOW_CHARS_PER_TOKEN
+        if len(text) <= 2 * budget:
+            ids = self.tokens(text)
+            start = rng.randint(0, max(0, len(ids) - self.seq_len))
+            window = ids[start:start + self.seq_len]
+            first = sum(1 for t in ids[:start] if t == self.image_token_id)
+        else:
+            cs = snap_to_boundary(text, rng.randint(0, len(text) - budget))
+            first = text.count(IMAGE_TOKEN, 0, cs)
+            window = self.tokens(text[cs:cs + budget])[: self.seq_len]
         at = [i for i, t in enumerate(window) if t == self.image_token_id]
         if len(at) > self.max_images:
             window = window[: at[self.max_images]]
@@ -213,6 +225,30 @@ class Processor:
         size = self.image_size
         pix = torch.stack(images)[:, None] if images else torch.zeros(0, 1, 3, size, size)
         return Example(window, pix)
+
+
+# Characters tokenised per window token for long documents: byte-level
+# tokenizers need 1, BPE on web text ~4-5; 6 leaves a margin.
+WINDOW_CHARS_PER_TOKEN = 6
+_MARKERS = (IMAGE_TOKEN, EOC_TOKEN)
+
+
+def snap_to_boundary(text: str, pos: int) -> int:
+    """A start position at or after ``pos`` that cuts neither a marker nor a word."""
+    # Inside a marker: back up to its start (the marker is then kept whole).
+    j = text.rfind("<", max(0, pos - max(map(len, _MARKERS))), pos + 1)
+    if j >= 0:
+        for m in _MARKERS:
+            if text.startswith(m, j) and j < pos < j + len(m):
+                return j
+    # Inside a word: move to the next whitespace or marker, whichever is first.
+    if pos == 0 or text[pos - 1].isspace() or text.startswith(_MARKERS, pos):
+        return pos
+    candidates = [k for k in (text.find(" ", pos), text.find("\n", pos), text.find("<", pos)) if k >= 0]
+    k = min(candidates) if candidates else pos
+    if k < len(text) and text[k].isspace():
+        k += 1
+    return k
 
 
 def collate(examples: list[Example], seq_len: int, pad_id: int, image_token_id: int) -> dict:

@@ -10,7 +10,8 @@ from model.tokenizer import add_flamingo_tokens, tiny_tokenizer
 from shards.schema import IMAGE_TOKEN, decode_members, serialize_pair
 from shards.reader import read_shard
 from tests.train.helpers import m3w_doc, write_m3w, write_pairs, write_videos
-from train.data import Processor, ShardStream, even_indices, load_image, make_loader
+from train.data import (WINDOW_CHARS_PER_TOKEN, Processor, ShardStream, even_indices, load_image,
+                        make_loader, snap_to_boundary)
 
 SIZE, MEAN, STD = 32, (0.5, 0.4, 0.3), (0.2, 0.25, 0.3)
 
@@ -51,6 +52,42 @@ def test_m3w_window_keeps_every_image_tag_with_its_own_image_over_many_seeds(tok
         for k in range(n_tags):
             assert torch.equal(ex.images[k, 0], expected_pix[first + k])
     assert {0, 1, 5} <= seen_counts  # the test exercised no-image, one-image and truncated windows
+
+
+def test_long_documents_use_a_character_window_with_the_same_guarantees(tok):
+    # ~2,400 characters (> 2 x 64 x WINDOW_CHARS_PER_TOKEN): the window is cut from
+    # a random character instead of tokenising the whole document.
+    texts = [f"paragraph {j} tells a long story about picture {j} in many plain words " * 4
+             for j in range(9)]
+    doc = decode_members(m3w_doc("doc3", texts, list(range(8))))
+    assert len(doc["json"]["text"]) > 2 * 64 * WINDOW_CHARS_PER_TOKEN
+    members = [doc[f"{k}.jpg"] for k in range(8)]
+    expected_pix = [load_image(m, SIZE, MEAN, STD) for m in members]
+    p = proc(tok, "m3w", seq_len=64, max_images=5)
+    image_id = tok.convert_tokens_to_ids(IMAGE_TOKEN)
+    full = p.tokens(doc["json"]["text"])
+    seen = set()
+    for seed in range(300):
+        ex = p(doc, random.Random(seed))
+        n_tags = sum(1 for t in ex.input_ids if t == image_id)
+        assert n_tags == ex.images.shape[0] and len(ex.input_ids) <= 64
+        window = tok.decode(ex.input_ids)
+        assert "<image" not in window.replace(IMAGE_TOKEN, "") and "EOC>" not in window.replace("<EOC>", "")
+        seen.add(n_tags)
+        starts = [s for s in range(len(full)) if full[s:s + len(ex.input_ids)] == ex.input_ids]
+        assert starts
+        first = sum(1 for t in full[:starts[0]] if t == image_id)
+        for k in range(n_tags):
+            assert torch.equal(ex.images[k, 0], expected_pix[first + k])
+    assert {0, 1} <= seen
+
+
+def test_snap_to_boundary_never_cuts_a_marker_or_word():
+    text = "one two<EOC><image>three four"
+    assert snap_to_boundary(text, 1) == 4                 # mid-word → next word
+    assert snap_to_boundary(text, 9) == 7                 # inside <EOC> → its start
+    assert snap_to_boundary(text, 14) == 12               # inside <image> → its start
+    assert snap_to_boundary(text, 12) == 12 and snap_to_boundary(text, 0) == 0
 
 
 def test_m3w_window_cut_before_the_sixth_image(tok):
