@@ -10,9 +10,11 @@ its own GIL. img2dataset is timed twice: end to end (what a user waits for,
 including its worker process start) and from its own shard stats (start_time to
 end_time inside the worker: download + resize + write only).
 
-Not the same work, and said so in the output: ours also decodes with Pillow (to
-catch truncation, bombs, animation, CMYK, EXIF orientation) and computes the
-phash; img2dataset computes sha256 of the source bytes and we of the stored JPEG.
+Not the same work, and said so in the output: ours also reads every header with
+Pillow first (bombs, animation, CMYK, EXIF orientation, size drops before any
+decode), decodes plain complete JPEG/PNG with cv2 and the rest with Pillow, and
+computes the phash (of the stored JPEG as Pillow decodes it); img2dataset computes
+sha256 of the source bytes and we of the stored JPEG.
 """
 from __future__ import annotations
 
@@ -132,7 +134,8 @@ def main() -> None:
     i2d_shard = statistics.median(r[1] for r in i2d_runs)
     ours_ok, i2d_ok, stats = ours_runs[-1][1], i2d_runs[-1][2], i2d_runs[-1][3]
     print(f"requests: {n} over {len(list(IMAGES.iterdir()))} photos, {args.threads} threads, 1 process, "
-          f"cpus: {os.cpu_count()}, medians of {args.rounds} alternating rounds")
+          f"cpus: {os.cpu_count()}, medians of {args.rounds} alternating rounds, "
+          f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     print(f"ours        : {n / ours_s:7.1f} images/s  ({ours_s:.2f} s, {ours_ok} stored, "
           f"{1000 * ours_cpu / n:.1f} ms CPU per request in our process)")
     print(f"img2dataset : {n / i2d_wall:7.1f} images/s end to end ({i2d_wall:.2f} s, {i2d_ok} stored)")

@@ -2,8 +2,14 @@
 fingerprints) or a named drop reason out.
 
     bytes -> sniff -> Pillow open (lazy: header only) -> size checks from the header
-          -> decode (first frame) -> RGB/L -> img2dataset Resizer (cv2) -> JPEG
-          -> sha256(JPEG bytes), phash64(decoded JPEG)
+          -> decode (first frame) -> BGR/grey array -> img2dataset resize -> JPEG
+          -> sha256(JPEG bytes), phash64(resized pixels)
+
+Decoding: complete, plain JPEGs (RGB/greyscale, ending in the EOI marker) and PNGs
+(8-bit grey/RGB/RGBA, ending in the IEND chunk, no EXIF or XMP) are decoded by cv2
+straight from the original bytes (libjpeg's DCT scaling standing in for Pillow's
+draft); everything else, and anything cv2 refuses, goes through Pillow as before,
+so Pillow stays the judge of every drop reason.
 
 Drop reasons: empty, corrupt, truncated, decompression_bomb, too_small,
 bad_aspect_ratio, unsupported_format, resize_failed. Animated images keep their
@@ -20,6 +26,7 @@ from functools import lru_cache
 
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")  # no network call at import
 
+import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 from img2dataset import resizer as _i2d_resizer  # noqa: E402
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError  # noqa: E402
@@ -77,10 +84,11 @@ class _ImageDrop(Exception):
 # over fds 1 and 2 of the whole process. Under threads (Beam workers, our fetch pool)
 # that is a race: two overlapping calls can leave stdout pointing at /dev/null for
 # good, and while any call runs every other thread's log lines are lost. It exists to
-# hush libpng/libjpeg warnings while cv2 decodes web bytes; we hand cv2 an
-# uncompressed BMP made by Pillow, which it decodes silently, so for our calls the
-# swap has nothing to hush. The replacement is a no-op only on threads that are
-# inside `_resize` here; every other caller keeps img2dataset's behaviour.
+# hush libpng/libjpeg warnings while cv2 decodes web bytes; where we call the Resizer
+# (border and center_crop modes, below) we hand it an uncompressed BMP, which cv2
+# decodes silently, so for our calls the swap has nothing to hush. The replacement is
+# a no-op only on threads that are inside `_resize_with_resizer` here; every other
+# caller keeps img2dataset's behaviour.
 _OURS = threading.local()
 _OriginalSuppress = _i2d_resizer.SuppressStdoutStderr
 
@@ -115,18 +123,60 @@ def _resizer(cfg: ImageConfig) -> _i2d_resizer.Resizer:
     )
 
 
-def _resize(rgb: Image.Image, cfg: ImageConfig) -> tuple[bytes, int, int]:
-    bmp = io.BytesIO()
-    rgb.save(bmp, format="BMP")
-    bmp.seek(0)
+def _resize_with_resizer(arr: np.ndarray, cfg: ImageConfig) -> tuple[bytes, int, int]:
+    """img2dataset's Resizer itself, on a lossless BMP of `arr` (BGR or grey)."""
+    ok, bmp = cv2.imencode(".bmp", arr)
+    if not ok:
+        raise _ImageDrop("resize_failed", "BMP encode failed")
     _OURS.active = True
     try:
-        jpeg, width, height, _, _, err = _resizer(cfg)(bmp)
+        jpeg, width, height, _, _, err = _resizer(cfg)(io.BytesIO(bmp.tobytes()))
     finally:
         _OURS.active = False
     if err is not None or not jpeg:
         raise _ImageDrop("resize_failed", str(err))
     return jpeg, width, height
+
+
+def _resize_and_encode(arr: np.ndarray, cfg: ImageConfig) -> tuple[bytes, int, int]:
+    """img2dataset's Resizer (1.47) for one already decoded, alpha-free image.
+
+    keep_ratio_largest, keep_ratio and no are its exact steps: the same size check,
+    the same scale and rounding as albumentations' LongestMaxSize/SmallestMaxSize
+    (max(1, round(side * image_size / longest or shortest side))), the same cv2.resize
+    interpolation (area down, lanczos up), no resize when the size would not change,
+    and the same cv2.imencode call; skipping the BMP round trip and building no
+    albumentations transform per image. border and center_crop (pad/crop on top of
+    that) go through the Resizer itself. tests/pipeline/test_images.py checks both
+    against img2dataset's Resizer byte for byte.
+    """
+    cv2.setNumThreads(1)  # as the Resizer does: our parallelism is the fetch threads
+    mode = cfg.resize_mode
+    if mode in ("border", "center_crop"):
+        return _resize_with_resizer(arr, cfg)
+    h, w = arr.shape[:2]
+    if mode != "no":
+        side = max(w, h) if mode == "keep_ratio_largest" else min(w, h)
+        downscale = side > cfg.image_size
+        if not cfg.resize_only_if_bigger or downscale:
+            scale = cfg.image_size / side
+            nh, nw = max(1, round(h * scale)), max(1, round(w * scale))
+            if (nh, nw) != (h, w):
+                inter = cv2.INTER_AREA if downscale else cv2.INTER_LANCZOS4
+                arr = cv2.resize(arr, (nw, nh), interpolation=inter)
+    ok, buf = cv2.imencode(".jpg", arr, params=[int(cv2.IMWRITE_JPEG_QUALITY), cfg.encode_quality])
+    if not ok:
+        raise _ImageDrop("resize_failed", "JPEG encode failed")
+    return buf.tobytes(), arr.shape[1], arr.shape[0]
+
+
+def _resize(arr: np.ndarray, cfg: ImageConfig) -> tuple[bytes, int, int]:
+    try:
+        return _resize_and_encode(arr, cfg)
+    except _ImageDrop:
+        raise
+    except Exception as err:  # noqa: BLE001 - the Resizer turns any error into err, so do we
+        raise _ImageDrop("resize_failed", f"{type(err).__name__}: {err}") from None
 
 
 # --- decode -------------------------------------------------------------------------
@@ -222,6 +272,161 @@ def _to_rgb_or_l(im: Image.Image) -> Image.Image:
     return im.convert("RGB")  # CMYK, P, YCbCr, LAB, HSV
 
 
+# --- cv2 decode of the original bytes --------------------------------------------------
+# Only where Pillow's verdict cannot differ: the header (already parsed by Pillow,
+# lazily) says a plain, single-frame JPEG or PNG, and the file visibly ends where such
+# a file ends (JPEG EOI marker; PNG IEND chunk), which is how a truncated download
+# shows. cv2 returns None for anything it cannot decode fully; those bytes then go
+# through Pillow, which names the reason (truncated or corrupt) as it always has.
+
+_PNG_IEND = b"\x00\x00\x00\x00IEND\xaeB`\x82"
+# After the image data, metadata that Pillow only reads once it has decoded and that
+# can carry an orientation exif_transpose applies (an eXIf chunk; a text chunk keyed
+# as EXIF or XMP): such PNGs keep the Pillow path. Other late text (ImageMagick's
+# dates, say) is harmless.
+_PNG_TEXT_CHUNKS = frozenset((b"tEXt", b"zTXt", b"iTXt"))
+_PNG_ORIENTATION_KEYS = frozenset((b"Raw profile type exif", b"XML:com.adobe.xmp"))
+_PNG_COLOUR_TYPES = {0: cv2.IMREAD_GRAYSCALE, 2: cv2.IMREAD_COLOR, 6: cv2.IMREAD_UNCHANGED}
+_JPEG_REDUCED = {
+    ("RGB", 1): cv2.IMREAD_COLOR, ("RGB", 2): cv2.IMREAD_REDUCED_COLOR_2,
+    ("RGB", 4): cv2.IMREAD_REDUCED_COLOR_4, ("RGB", 8): cv2.IMREAD_REDUCED_COLOR_8,
+    ("L", 1): cv2.IMREAD_GRAYSCALE, ("L", 2): cv2.IMREAD_REDUCED_GRAYSCALE_2,
+    ("L", 4): cv2.IMREAD_REDUCED_GRAYSCALE_4, ("L", 8): cv2.IMREAD_REDUCED_GRAYSCALE_8,
+}
+# Pillow's Image.transpose methods of exif_transpose, as array operations (HxWxC).
+_ORIENT = {
+    2: lambda a: a[:, ::-1],  # FLIP_LEFT_RIGHT
+    3: lambda a: a[::-1, ::-1],  # ROTATE_180
+    4: lambda a: a[::-1],  # FLIP_TOP_BOTTOM
+    5: lambda a: a.swapaxes(0, 1),  # TRANSPOSE
+    6: lambda a: a.swapaxes(0, 1)[:, ::-1],  # ROTATE_270 (90 clockwise)
+    7: lambda a: a.swapaxes(0, 1)[::-1, ::-1],  # TRANSVERSE
+    8: lambda a: a.swapaxes(0, 1)[::-1],  # ROTATE_90 (90 counter-clockwise)
+}
+
+
+def _draft_scale(im: Image.Image, cfg: ImageConfig) -> int:
+    """The DCT scale denominator Pillow's draft() would pick (1 if none)."""
+    if not cfg.jpeg_draft or len(im.tile) != 1:
+        return 1
+    target = _draft_size(*im.size, cfg)
+    if target is None:
+        return 1
+    scale = min(im.size[0] // target[0], im.size[1] // target[1])
+    for s in (8, 4, 2, 1):
+        if scale >= s:
+            return s
+    return 1
+
+
+def _png_metadata_in_header(data: bytes) -> bool:
+    """Walk the chunk list: True when it is well formed, ends in IEND at the end of
+    the bytes, and no metadata chunk follows the first IDAT."""
+    pos, end, seen_idat = 8, len(data), False
+    while pos + 12 <= end:
+        length = int.from_bytes(data[pos:pos + 4], "big")
+        kind = data[pos + 4:pos + 8]
+        if kind == b"IEND":
+            return pos + 12 == end
+        if kind == b"IDAT":
+            seen_idat = True
+        elif seen_idat:
+            if kind == b"eXIf":
+                return False
+            if kind in _PNG_TEXT_CHUNKS:
+                body = data[pos + 8:pos + 8 + min(length, 80)]
+                if body.split(b"\0", 1)[0] in _PNG_ORIENTATION_KEYS:
+                    return False
+        pos += 12 + length
+    return False
+
+
+def _fast_decode(data: bytes, im: Image.Image, cfg: ImageConfig) -> tuple[np.ndarray, int] | None:
+    """(BGR, BGRA or grey array as stored in the file, EXIF orientation) or None."""
+    scale = 1
+    if im.format == "JPEG":
+        if im.mode not in ("RGB", "L") or not data.endswith(b"\xff\xd9"):
+            return None
+        scale = _draft_scale(im, cfg)
+        flag = _JPEG_REDUCED[im.mode, scale] | cv2.IMREAD_IGNORE_ORIENTATION
+        try:
+            # the same orientation exif_transpose would read (EXIF, else XMP): all of
+            # a JPEG's metadata segments precede the scan, so the header has them
+            orientation = im.getexif().get(0x0112, 1)
+        except Exception:  # noqa: BLE001 - broken EXIF: let the Pillow path name it
+            return None
+        channels = 3 if im.mode == "RGB" else 1
+    elif im.format == "PNG":
+        if len(data) < 33 or data[24] != 8 or not data.endswith(_PNG_IEND) or "transparency" in im.info:
+            return None
+        flag = _PNG_COLOUR_TYPES.get(data[25])
+        if flag is None or not _png_metadata_in_header(data):
+            return None
+        if flag != cv2.IMREAD_UNCHANGED:  # UNCHANGED ignores orientation anyway
+            flag |= cv2.IMREAD_IGNORE_ORIENTATION
+        try:
+            # Everything Pillow's getexif reads (eXIf, "Raw profile type exif", XMP)
+            # is already in im.info: the base method, which does not decode.
+            orientation = Image.Image.getexif(im).get(0x0112, 1)
+        except Exception:  # noqa: BLE001 - broken EXIF: let the Pillow path name it
+            return None
+        channels = {0: 1, 2: 3, 6: 4}[data[25]]
+    else:
+        return None
+    arr = cv2.imdecode(np.frombuffer(data, np.uint8), flag)
+    if arr is None:
+        return None
+    w, h = im.size
+    shape = ((h + scale - 1) // scale, (w + scale - 1) // scale)
+    if arr.shape[:2] != shape or (arr.shape[2] if arr.ndim == 3 else 1) != channels:
+        return None  # not what Pillow read from the header: let Pillow decide
+    return arr, orientation
+
+
+def _over_white(bgra: np.ndarray) -> np.ndarray:
+    """Alpha over white, rounded exactly as Pillow's paste(mask=alpha) does:
+    round(c * a / 255) + 255 - a."""
+    if bgra[..., 3].min() == 255:
+        return bgra[..., :3].copy()
+    a = bgra[..., 3:4].astype(np.uint16)
+    t = bgra[..., :3] * a
+    t += 128
+    t += t >> 8
+    t >>= 8
+    t += 255
+    t -= a
+    return t.astype(np.uint8)
+
+
+def _pillow_decode(im: Image.Image, cfg: ImageConfig) -> tuple[np.ndarray, bool]:
+    """Pillow's decode, EXIF orientation and colour handling: (BGR or grey array,
+    whether the orientation swapped width and height)."""
+    im = _decode(im, cfg)
+    decoded_size = im.size
+    try:
+        # Browsers honour EXIF orientation, so the stored image must be upright too.
+        im = ImageOps.exif_transpose(im)
+    except Exception as err:  # noqa: BLE001 - a broken EXIF block is the file's problem
+        raise _ImageDrop("corrupt", f"bad EXIF: {err}") from None
+    swapped = im.size != decoded_size
+    im = _to_rgb_or_l(im)
+    arr = np.asarray(im)
+    if arr.ndim == 3:
+        arr = cv2.cvtColor(arr, cv2.COLOR_RGB2BGR)
+    return arr, swapped
+
+
+def _phash_of(jpeg: bytes) -> str:
+    """phash64 of the stored JPEG as decoded (by Pillow), so anyone can recompute it
+    from a shard and get the same 64 bits.
+
+    Cheaper stand-ins were measured and rejected: hashing the resized pixels before
+    JPEG coding is 2 bits off on the textured greyscale photos (brick, moon, text);
+    decoding only the JPEG's luma plane is 2 bits off on retina.jpg at 256 px.
+    """
+    return phash64(Image.open(io.BytesIO(jpeg)))
+
+
 def _process(data: bytes, cfg: ImageConfig, flags: dict) -> ProcessedImage:
     if not data:
         raise _ImageDrop("empty")
@@ -230,17 +435,20 @@ def _process(data: bytes, cfg: ImageConfig, flags: dict) -> ProcessedImage:
     ow, oh = im.size  # from the header: full size even if the JPEG is drafted
     # Geometry from the header first: cheap drops never pay for a decode.
     _check_geometry(ow, oh, cfg)
-    im = _decode(im, cfg)
-    decoded_size = im.size
-    try:
-        # Browsers honour EXIF orientation, so the stored image must be upright too.
-        im = ImageOps.exif_transpose(im)
-    except Exception as err:  # noqa: BLE001 - a broken EXIF block is the file's problem
-        raise _ImageDrop("corrupt", f"bad EXIF: {err}") from None
-    if im.size != decoded_size:  # rotated by 90 degrees: original size as displayed
-        ow, oh = oh, ow
-    im = _to_rgb_or_l(im)
-    jpeg, width, height = _resize(im, cfg)
+    fast = None if animated else _fast_decode(data, im, cfg)
+    if fast is not None:
+        arr, orientation = fast
+        if arr.ndim == 3 and arr.shape[2] == 4:
+            arr = _over_white(arr)
+        if orientation in _ORIENT:
+            arr = np.ascontiguousarray(_ORIENT[orientation](arr))
+            if orientation >= 5:  # rotated by 90 degrees: original size as displayed
+                ow, oh = oh, ow
+    else:
+        arr, swapped = _pillow_decode(im, cfg)
+        if swapped:
+            ow, oh = oh, ow
+    jpeg, width, height = _resize(arr, cfg)
     return ProcessedImage(
         ok=True,
         reason=None,
@@ -251,7 +459,7 @@ def _process(data: bytes, cfg: ImageConfig, flags: dict) -> ProcessedImage:
         original_height=oh,
         sha256=sha256_hex(jpeg),
         # Of the stored JPEG as decoded, so anyone can recompute it from a shard.
-        phash=phash64(Image.open(io.BytesIO(jpeg))),
+        phash=_phash_of(jpeg),
         animated=animated,
     )
 

@@ -302,3 +302,155 @@ def test_jpeg_draft_decodes_big_photos_smaller_with_the_same_result():
     diff = np.abs(np.asarray(decoded(drafted.jpeg), np.int16) - np.asarray(decoded(full.jpeg), np.int16))
     assert diff.mean() < 3
     assert hamming(phash_int(drafted.phash), phash_int(full.phash)) <= 4
+
+
+# --- the cv2 fast path: same pixels, same sizes, same hashes as the Pillow path ------
+
+import cv2  # noqa: E402
+from img2dataset.resizer import Resizer  # noqa: E402
+
+import pipeline.images as images_mod  # noqa: E402
+
+LOOSE = ImageConfig(min_side=1, max_aspect_ratio=10)
+PHOTOS = sorted(EXPECTED) + ["page.png", "text.png"]
+
+
+def pillow_path(monkeypatch):
+    """Force every image through Pillow's decode (the reference path)."""
+    monkeypatch.setattr(images_mod, "_fast_decode", lambda *a, **k: None)
+
+
+@pytest.mark.parametrize("name", PHOTOS)
+def test_fast_decode_gives_pillows_pixels(name):
+    data = raw(name)
+    im = images_mod._open(data, LOOSE)
+    fast = images_mod._fast_decode(data, im, LOOSE)
+    assert fast is not None, "plain JPEG/PNG photos take the cv2 path"
+    arr, orientation = fast
+    if arr.ndim == 3 and arr.shape[2] == 4:
+        arr = images_mod._over_white(arr)
+    ref, swapped = images_mod._pillow_decode(images_mod._open(data, LOOSE), LOOSE)
+    assert (orientation, swapped) == (1, False)
+    assert arr.dtype == ref.dtype and arr.shape == ref.shape
+    assert np.array_equal(arr, ref)  # retina.jpg: both drafted to 1/2 by libjpeg
+
+
+@pytest.mark.parametrize("name", PHOTOS)
+def test_fast_path_output_equals_pillow_path(name, monkeypatch):
+    fast = process_image(raw(name), LOOSE)
+    pillow_path(monkeypatch)
+    ref = process_image(raw(name), LOOSE)
+    assert fast == ref  # every field, the JPEG bytes included
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_exif_orientation_fast_path_equals_exif_transpose(orientation, monkeypatch):
+    im = Image.open(IMAGES / "coffee.png")  # 600x400: downscaled after the rotation
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    buf = io.BytesIO()
+    im.save(buf, "JPEG", quality=95, exif=exif)
+    data = buf.getvalue()
+    assert images_mod._fast_decode(data, images_mod._open(data, CFG), CFG)[1] == orientation
+    fast = process_image(data, CFG)
+    pillow_path(monkeypatch)
+    assert fast == process_image(data, CFG)
+    assert (fast.original_width, fast.original_height) == ((400, 600) if orientation >= 5 else (600, 400))
+
+
+def test_png_exif_after_the_image_data_keeps_the_pillow_path():
+    im = Image.open(IMAGES / "chelsea.png")
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    buf = io.BytesIO()
+    im.save(buf, "PNG", exif=exif)
+    data = buf.getvalue()
+    # Pillow writes eXIf before IDAT: read from the header, the fast path rotates
+    assert images_mod._fast_decode(data, images_mod._open(data, CFG), CFG)[1] == 6
+    r = process_image(data, CFG)
+    assert (r.width, r.height) == (300, 451)
+    # the same chunk moved behind the image data: only Pillow's load sees it
+    start = data.index(b"eXIf") - 4
+    length = int.from_bytes(data[start:start + 4], "big")
+    chunk = data[start:start + 12 + length]
+    late = data[:start] + data[start + len(chunk):-12] + chunk + data[-12:]
+    assert images_mod._fast_decode(late, images_mod._open(late, CFG), CFG) is None
+    r = process_image(late, CFG)
+    assert r.ok and (r.width, r.height) == (300, 451)
+
+
+def test_incomplete_or_odd_files_keep_the_pillow_path(monkeypatch):
+    china, astro = raw("china.jpg"), raw("astronaut.png")
+    # complete files with junk after the end marker: Pillow's path, same result as clean
+    for data, clean in ((china + b"\x00" * 16, china), (astro + b"trailing", astro)):
+        assert images_mod._fast_decode(data, images_mod._open(data, CFG), CFG) is None
+        assert process_image(data, CFG) == process_image(clean, CFG)
+    # Cut anywhere, then given an end marker (EOI / IEND) so the cheap check passes:
+    # whatever cv2 makes of it (it refuses most; a JPEG cut inside the scan it grey-fills,
+    # and so does Pillow), the result equals the Pillow path's, drop reason included.
+    buf = io.BytesIO()
+    Image.open(IMAGES / "china.jpg").save(buf, "JPEG", quality=90, progressive=True)
+    cuts = [data[: len(data) * k // 20] + tail
+            for data, tail in ((china, b"\xff\xd9"), (buf.getvalue(), b"\xff\xd9"), (astro, images_mod._PNG_IEND))
+            for k in range(1, 20)]
+    fast = [process_image(d, LOOSE) for d in cuts]
+    pillow_path(monkeypatch)
+    assert fast == [process_image(d, LOOSE) for d in cuts]
+    assert {r.reason for r in fast} >= {"truncated", None}
+
+
+@pytest.mark.parametrize("mode", ["keep_ratio_largest", "keep_ratio", "center_crop", "border", "no"])
+@pytest.mark.parametrize("size,only_bigger", [(512, True), (256, True), (700, False), (300, False)])
+def test_resize_is_img2dataset_resizer_byte_for_byte(mode, size, only_bigger):
+    """Our resize+encode against img2dataset's Resizer fed a lossless BMP of the same
+    decoded pixels: identical JPEG bytes, so identical sizes and pixels."""
+    cfg = ImageConfig(image_size=size, resize_mode=mode, resize_only_if_bigger=only_bigger,
+                      min_side=1, max_aspect_ratio=10)
+    resizer = Resizer(size, mode, only_bigger, encode_quality=cfg.encode_quality)
+    for name in PHOTOS:
+        data = raw(name)
+        arr, _ = images_mod._pillow_decode(images_mod._open(data, cfg), cfg)
+        jpeg, width, height = images_mod._resize(arr, cfg)
+        ok, bmp = cv2.imencode(".bmp", arr)
+        ref, w, h, _, _, err = resizer(io.BytesIO(bmp.tobytes()))
+        assert err is None, (name, err)
+        assert (width, height) == (w, h), name
+        assert jpeg == ref, name
+
+
+@pytest.mark.parametrize("mode", ["keep_ratio_largest", "keep_ratio", "center_crop", "border", "no"])
+def test_output_sizes_equal_img2dataset_resizer_on_the_original_bytes(mode):
+    """End to end, on the photos' own bytes (Resizer decodes them itself)."""
+    for size, only_bigger in ((512, True), (256, False)):
+        cfg = ImageConfig(image_size=size, resize_mode=mode, resize_only_if_bigger=only_bigger,
+                          min_side=1, max_aspect_ratio=10)
+        resizer = Resizer(size, mode, only_bigger, encode_quality=cfg.encode_quality)
+        for name in PHOTOS:
+            ours = process_image(raw(name), cfg)
+            _, w, h, ow, oh, err = resizer(io.BytesIO(raw(name)))
+            assert err is None
+            assert (ours.width, ours.height) == (w, h), (name, size, mode)
+            assert (ours.original_width, ours.original_height) == (ow, oh), name
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_stored_phash_within_one_bit_of_the_decoded_stored_jpeg(name):
+    for cfg in (CFG, ImageConfig(image_size=256, resize_mode="keep_ratio")):
+        r = process_image(raw(name), cfg)
+        full = phash64(decoded(r.jpeg))  # what anyone recomputes from a shard
+        assert hamming(phash_int(r.phash), phash_int(full)) <= 1, (name, cfg.image_size)
+
+
+@pytest.mark.parametrize("size", [(3000, 2616), (1500, 1308), (2616, 3000)])
+def test_drafted_fast_decode_equals_pillows_draft(size, monkeypatch):
+    """libjpeg's DCT scaling through cv2 (1/2, 1/4, 1/8) picks the scale Pillow's
+    draft() would: same pixels, same stored JPEG."""
+    big = Image.open(IMAGES / "hubble_deep_field.jpg").resize(size, Image.Resampling.BILINEAR)
+    buf = io.BytesIO()
+    big.save(buf, "JPEG", quality=90)
+    for cfg in (CFG, ImageConfig(image_size=200), ImageConfig(resize_mode="center_crop", image_size=300)):
+        fast = process_image(buf.getvalue(), cfg)
+        with monkeypatch.context() as m:
+            pillow_path(m)
+            assert fast == process_image(buf.getvalue(), cfg)
+        assert fast.ok and (fast.original_width, fast.original_height) == size
