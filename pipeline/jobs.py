@@ -49,7 +49,10 @@ def quiet_beam_logging() -> None:
 
 
 def beam_options(beam_args: list[str]) -> PipelineOptions:
-    args = list(beam_args)
+    from .runners import resolve_runner_args
+
+    # --runner=DaskRunner → pipeline.runners.DaskRunner (+ $DASK_SCHEDULER)
+    args = resolve_runner_args(list(beam_args))
     if not any(a.startswith("--runner") for a in args):
         args.append("--runner=DirectRunner")
     runner = next(a.split("=", 1)[1] for a in args if a.startswith("--runner="))
