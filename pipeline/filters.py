@@ -162,12 +162,17 @@ class LangId:
 
     _model: object = field(default=None, repr=False)
 
-    def __call__(self, text: str) -> tuple[str, float]:
+    def load(self) -> "LangId":
+        """Load the model now (call from DoFn.setup: a failure there is the
+        worker's, not any one page's)."""
         if self._model is None:
             from py3langid.langid import _load_identifier
 
             self._model = _load_identifier(norm_probs=True)
-        lang, prob = self._model.classify(text[:5000])
+        return self
+
+    def __call__(self, text: str) -> tuple[str, float]:
+        lang, prob = self.load()._model.classify(text[:5000])
         return lang, float(prob)
 
 

@@ -60,7 +60,7 @@ class ExtractDocuments(CountingDoFn):
 
     def setup(self):
         super().setup()
-        self.langid = LangId()
+        self.langid = LangId().load()
 
     def process(self, rec):
         if rec.is_media:
@@ -74,6 +74,8 @@ class ExtractDocuments(CountingDoFn):
             return
         try:
             out = candidate_document(rec, self.fcfg, self.ecfg, self.langid)
+        except (OSError, MemoryError):
+            raise  # the machine's problem (disk, memory), not the page's: fail loudly
         except Exception as e:  # one broken page never stops the job
             self.counts.inc("page_drop_extract_error")
             log.warning("%s@%d (%s): extraction failed: %s: %s", rec.source, rec.offset,

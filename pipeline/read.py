@@ -23,7 +23,16 @@ from .progress import Counts
 log = logging.getLogger(__name__)
 
 HTML_TYPES = ("text/html", "application/xhtml+xml")
-MEDIA_PREFIXES = ("image/", "video/")
+# A record body larger than this (after undoing transfer/content encodings) is
+# dropped: it bounds the memory a gzip bomb inside a WARC record can take.
+MAX_RECORD_BYTES = 100_000_000
+MEDIA_PREFIXES = ("image/", "video/", "audio/")
+# Caption tracks (WebVTT, SubRip) of <video><track>: passed through with the media.
+MEDIA_TYPES = ("text/vtt", "text/srt", "application/x-subrip")
+
+
+def is_media_type(media: str) -> bool:
+    return media.startswith(MEDIA_PREFIXES) or media in MEDIA_TYPES
 
 
 @dataclass
@@ -44,7 +53,7 @@ class Record:
 
     @property
     def is_media(self) -> bool:
-        return self.content_type.startswith(MEDIA_PREFIXES)
+        return is_media_type(self.content_type)
 
 
 def parse_content_type(value: str | None) -> tuple[str, str | None]:
@@ -119,7 +128,7 @@ def iter_warc(path: str, counts: Counts | None = None) -> Iterator[Record]:
     """
     from warcio.archiveiterator import ArchiveIterator
 
-    counts = counts or Counts("m3w")
+    counts = counts if counts is not None else Counts("m3w")
     with FileSystems.open(path, compression_type="uncompressed") as fh:
         head = fh.read(3)
         magic = _GZIP_MAGIC if head == _GZIP_MAGIC else _WARC_MAGIC
@@ -157,15 +166,18 @@ def iter_warc(path: str, counts: Counts | None = None) -> Iterator[Record]:
                     body = b""
                     if keep:
                         # content_stream undoes chunked and gzip transfer encodings.
-                        body = rec.content_stream().read()
-                    else:
-                        rec.raw_stream.read()
+                        body = rec.content_stream().read(MAX_RECORD_BYTES + 1)
                     truncated = getattr(rec.raw_stream, "limit", 0) > 0
                     offset = it.get_record_offset() + start
                     last = offset
                     if not keep:
                         continue
                     url = rec.rec_headers.get_header("WARC-Target-URI") or ""
+                    if len(body) > MAX_RECORD_BYTES:
+                        counts.inc("read_drop_body_too_large")
+                        log.warning("%s@%d: record body for %s exceeds %d bytes once decoded; skipped",
+                                    path, offset, url, MAX_RECORD_BYTES)
+                        continue
                     if truncated:
                         counts.inc("read_drop_truncated_record")
                         log.warning("%s@%d: truncated WARC record for %s skipped", path, offset, url)
@@ -208,7 +220,7 @@ def _to_record(rec, body: bytes, path: str, offset: int, counts: Counts) -> Reco
     if status is not None and status != 200:
         counts.inc(f"read_skip_http_{status}")
         return None
-    if not (media in HTML_TYPES or media.startswith(MEDIA_PREFIXES)):
+    if not (media in HTML_TYPES or is_media_type(media)):
         counts.inc("read_skip_other_type")
         return None
     headers = {}
@@ -252,7 +264,7 @@ def html_file_url(path: str, body: bytes) -> str:
 
 
 def iter_html_file(path: str, counts: Counts | None = None) -> Iterator[Record]:
-    counts = counts or Counts("m3w")
+    counts = counts if counts is not None else Counts("m3w")
     try:
         body = _read_all(path)
     except (OSError, EOFError, zlib.error, gzip.BadGzipFile) as e:
@@ -265,7 +277,7 @@ def iter_html_file(path: str, counts: Counts | None = None) -> Iterator[Record]:
 
 def iter_jsonl(path: str, counts: Counts | None = None) -> Iterator[Record]:
     """Lines of {"url": ..., "html": ...}; offset is the 0-based line number."""
-    counts = counts or Counts("m3w")
+    counts = counts if counts is not None else Counts("m3w")
     try:
         data = _read_all(path)
     except (OSError, EOFError, zlib.error, gzip.BadGzipFile) as e:

@@ -97,10 +97,22 @@ def read_stats(path: str) -> dict | None:
         return None
 
 
+def _discard(tmp: str) -> None:
+    """Remove a temporary file after a failed write (readers never see it)."""
+    try:
+        FileSystems.delete([tmp])
+    except Exception:
+        pass
+
+
 def write_bytes_atomic(path: str, data: bytes) -> None:
     tmp = f"{path}.tmp-{uuid.uuid4().hex}"
-    with FileSystems.create(tmp, compression_type="uncompressed") as fh:
-        fh.write(data)
+    try:
+        with FileSystems.create(tmp, compression_type="uncompressed") as fh:
+            fh.write(data)
+    except BaseException:
+        _discard(tmp)
+        raise
     FileSystems.rename([tmp], [path])
 
 
@@ -121,15 +133,19 @@ def write_shard(out_dir: str, kind: str, index: int, samples: list[dict],
         for s in samples:
             validate_sample(kind, s)
     tmp = f"{path}.tmp-{uuid.uuid4().hex}"
-    with FileSystems.create(tmp, compression_type="uncompressed") as raw:
-        hw = _HashingWriter(raw)
-        buf = io.BufferedWriter(hw, buffer_size=1 << 20)
-        # webdataset's writer with a fixed mtime gives reproducible tars.
-        tw = wds.TarWriter(buf, encoder=False, mtime=_MTIME, mode=0o444)
-        for s in samples:
-            tw.write(encode_sample(s))
-        tw.tarstream.close()  # TarWriter.close() would also close our stream
-        buf.flush()
+    try:
+        with FileSystems.create(tmp, compression_type="uncompressed") as raw:
+            hw = _HashingWriter(raw)
+            buf = io.BufferedWriter(hw, buffer_size=1 << 20)
+            # webdataset's writer with a fixed mtime gives reproducible tars.
+            tw = wds.TarWriter(buf, encoder=False, mtime=_MTIME, mode=0o444)
+            for s in samples:
+                tw.write(encode_sample(s))
+            tw.tarstream.close()  # TarWriter.close() would also close our stream
+            buf.flush()
+    except BaseException:
+        _discard(tmp)
+        raise
     FileSystems.rename([tmp], [path])
     info = ShardInfo(name, len(samples), hw.size, hw.sha.hexdigest(), digest, run_id)
     write_bytes_atomic(stats_path, dumps(info.to_json()))
