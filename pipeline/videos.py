@@ -6,7 +6,10 @@
 Graph (each step a named transform; drops counted by reason in Beam Metrics):
 
     ReadInputs ─┬─ pages ─ DiscoverVideos (<video src>, <source>, og:video) ─┐
-                └─ media (archived clips) ─────────────────────────┐          │
+                │    videos with a <track> ─ JoinTracksByURL ─ ResolveTracks   │
+                │      archived → TrackCaptions;  missing → FetchTracks ───────┤
+                ├─ tracks (archived text/vtt, SubRip) ─┘                       │
+                └─ media (archived clips, video/ and audio/) ──────┐          │
     ReadLists ─ ListVideos (csv/tsv/parquet/jsonl: url + caption) ─┼──────────┤
                          DedupByKey ─ VideoRefs ─ JoinMediaByURL ─ ResolveVideos
                    archived → DecodeVideos;  missing → FetchByHost → DecodeVideos
@@ -22,10 +25,44 @@ is a video file (player pages, text/html, are skipped).  blob: and data: URLs
 cannot be fetched and are counted (``drop_video_bad_scheme``).
 
 Caption, first that passes pipeline.captions' filters: the ``<figcaption>`` of
-the video's ``<figure>``, its ``aria-label``, its ``title``, then the page's
-``og:description`` and ``og:title`` (those only when the page has one video).
-The WebVTT text of ``<track>`` elements is not used (see the report: the
-readers do not pass text/vtt records through).
+the video's ``<figure>``, the text of its ``<track>`` (below), its
+``aria-label``, its ``title``, then the page's ``og:description`` and
+``og:title`` (those only when the page has one video).
+
+Tracks (``caption_source: "track"``, with ``track_url`` in the sample json).
+A ``<video>``'s ``<track src kind srclang label>`` children of kind
+``captions``, ``subtitles`` (also a track with no kind: HTML's default) or
+``descriptions`` are candidates; the one taken is, in order: in the page's
+language (``<html lang>``), English, no ``srclang``, then any other language;
+within that, captions/subtitles before descriptions, then the ``default`` one,
+then page order.  Its URL resolves like the video's (``<base href>``, page
+URL).  The file is the archived copy in an input WARC (``text/vtt``,
+``text/srt``, ``application/x-subrip``; the readers pass those as media) or,
+with fetching on, fetched by the same per-host fetcher (``--track-max-bytes``,
+1 MB; text/vtt, text/plain, SubRip types), keyed by URL as the clips are.
+WebVTT (and SubRip) are parsed by :func:`parse_captions`: header, NOTE, STYLE
+and REGION blocks, cue identifiers, timings, cue settings, tags (``<c.x>``,
+``<v Speaker>``, ``<b>``, ``<ruby>``/``<rt>``, karaoke timestamps) and entities
+are removed, and a line repeated by the next cue (rolling captions) is kept
+once.  The caption is the text of the cues that start inside the kept clip,
+joined: ``--video-max-seconds`` when the candidate is made, then, once the clip
+is decoded, its real kept duration (a clip shorter than its track, or cut
+early by the decode bounds, loses the cues past its end; the sample key stays
+the one made from the first text).  The usual caption filters then apply.  A
+track that cannot be had or used falls back to the next source, counted once
+per clip: ``track_not_archived`` (with --no-fetch), ``track_fetch_<reason>``,
+``track_noai``, ``track_parse_error`` (not WebVTT/SubRip, undecodable),
+``track_empty`` (no cue text), ``track_no_text_in_clip`` (every cue starts
+after the kept seconds); a track text the filters refuse counts as the other
+sources do (``drop_caption_<reason>``).
+
+Why the track comes second: a ``<figcaption>`` is written by the page to
+describe this clip, so it stays first; the track is time-aligned with the
+clip (a transcript, or an audio description of what is on screen), more
+specific than the ``aria-label``/``title`` (often a player label) and than the
+page-level og: tags, which describe the article rather than the clip.
+``--track-position`` moves it (``first``, ``after_figcaption``, ``last``) and
+``--no-track-enabled`` turns tracks off.
 """
 from __future__ import annotations
 
@@ -33,10 +70,12 @@ import argparse
 import html as html_lib
 import logging
 import os
+import re
 import shutil
 import sys
 import tempfile
 import time
+from dataclasses import dataclass, replace
 from urllib.parse import urljoin, urlsplit
 
 import apache_beam as beam
@@ -54,7 +93,7 @@ from .jobs import (CountingDoFn, beam_options, default_log_file, finish_run, mak
 from .lists import ListConfig, ReadLists
 from .options import add_dataclass_flags, as_json, dataclass_from_args
 from .pairs import EvalDedup, add_common_flags
-from .read import ReadInputs, expand_globs
+from .read import MEDIA_TYPES, ReadInputs, expand_globs
 from .video_frames import VideoConfig, decode_video
 from .write import AssignAndWriteShards
 
@@ -66,6 +105,28 @@ VIDEO_FETCH = FetchConfig(max_bytes=200_000_000, timeout_s=60.0,
 # Videos are one caption per clip: the alt/figcaption/context machinery of
 # pairs does not apply, only the text filters.
 VIDEO_CAPTIONS = CaptionConfig(min_words=2, max_words=64)
+
+
+
+@dataclass(frozen=True)
+class TrackConfig:
+    enabled: bool = True          # use <track> captions at all
+    # Where the track text goes among the caption sources: first, after_figcaption, last.
+    position: str = "after_figcaption"
+    max_bytes: int = 1_000_000    # a track file larger than this is not fetched
+    timeout_s: float = 10.0
+
+
+TRACK_POSITIONS = ("first", "after_figcaption", "last")
+TRACK_CONTENT_TYPES = ("text/vtt", "text/plain", "text/srt", "application/x-subrip")
+TRACK_KINDS = {"captions": 0, "subtitles": 0, "descriptions": 1}
+
+
+def track_fetch_config(fetch_cfg: FetchConfig, tcfg: TrackConfig) -> FetchConfig:
+    """The video fetcher's politeness and network rules, with the track limits."""
+    return replace(fetch_cfg, max_bytes=tcfg.max_bytes, timeout_s=tcfg.timeout_s,
+                   accept_content_types=TRACK_CONTENT_TYPES)
+
 
 _LAZY_SRC = ("src", "data-src", "data-mp4src", "data-webmsrc", "data-video-src")
 _TYPE_RANK = {"video/mp4": 0, "video/webm": 1, "video/ogg": 2}
@@ -104,9 +165,129 @@ def _meta(root, prop: str) -> str:
     return ""
 
 
+# ---------------------------------------------------------------- tracks
+
+
+class TrackParseError(ValueError):
+    """Not a WebVTT (or SubRip) file."""
+
+
+_TS = r"(?:(\d+):)?([0-5]?\d):([0-5]\d)[.,](\d{1,3})"
+_TIMING = re.compile(rf"^\s*{_TS}\s*-->\s*{_TS}(?:\s+.*)?$")
+_RT = re.compile(r"<rt>.*?(?:</rt>|$)", re.IGNORECASE | re.DOTALL)
+_TAG = re.compile(r"<[^>\n]*>")
+_ASS = re.compile(r"\{\\[^}]*\}")  # SubRip files carry ASS overrides such as {\an8}
+
+
+def _seconds(h, m, s, frac) -> float:
+    return int(h or 0) * 3600 + int(m) * 60 + int(s) + int(frac.ljust(3, "0")) / 1000
+
+
+def _cue_text(line: str) -> str:
+    line = _ASS.sub("", _TAG.sub("", _RT.sub("", line)))
+    return normalize(html_lib.unescape(line))
+
+
+def parse_captions(data: bytes | str) -> list[tuple[float, float, str]]:
+    """WebVTT (or SubRip) → [(start, end, text)] in file order; the text of a
+    cue is its lines, cleaned, joined by spaces.  Cues with a broken timing
+    line are skipped; a file with no WebVTT signature and no SubRip cue raises
+    TrackParseError."""
+    if isinstance(data, bytes):
+        try:
+            text = data.decode("utf-8-sig")
+        except UnicodeDecodeError as e:
+            raise TrackParseError(f"not UTF-8 ({e.reason} at byte {e.start})") from None
+    else:
+        text = data.lstrip("\ufeff")
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    if "\x00" in text:
+        raise TrackParseError("binary data")
+    blocks = [b for b in re.split(r"\n[ \t]*\n", text) if b.strip()]
+    vtt = bool(blocks) and re.match(r"WEBVTT(?:[ \t]|$)", blocks[0].lstrip("\n")) is not None
+    if vtt:
+        blocks = blocks[1:]  # the header block (WEBVTT line, Kind:, Language: ...)
+    cues, bad = [], 0
+    for block in blocks:
+        lines = block.strip("\n").split("\n")
+        first = lines[0].strip()
+        if vtt and re.match(r"(?:NOTE|STYLE|REGION)(?:[ \t]|$)", first):
+            continue
+        i = 0 if "-->" in lines[0] else 1  # an identifier line may come first
+        m = _TIMING.match(lines[i]) if i < len(lines) else None
+        if m is None:
+            bad += 1
+            continue
+        g = m.groups()
+        start, end = _seconds(*g[:4]), _seconds(*g[4:])
+        cues.append((start, end, [t for t in (_cue_text(x) for x in lines[i + 1:]) if t]))
+    if not vtt and not cues:
+        raise TrackParseError("no WEBVTT signature and no SubRip cue")
+    if bad and not cues:
+        raise TrackParseError(f"{bad} blocks and none has a cue timing line")
+    # A line the next cue repeats (rolling captions) is kept once.
+    out, prev = [], None
+    for start, end, lines in cues:
+        kept = []
+        for ln in lines:
+            if ln != prev:
+                kept.append(ln)
+            prev = ln
+        out.append((start, end, " ".join(kept)))
+    return out
+
+
+def cue_text(cues, window: float | None) -> str:
+    """The text of the cues that start before ``window`` seconds, joined."""
+    return normalize(" ".join(t for start, _, t in cues if t and (window is None or start < window)))
+
+
+def _lang(tag: str) -> str:
+    return (tag or "").strip().lower().replace("_", "-").split("-")[0]
+
+
+def page_language(root) -> str:
+    """Primary language subtag of the page: <html lang>, else Content-Language meta."""
+    vals = [root.get("lang"), root.get("xml:lang")]
+    for m in root.iter("meta"):
+        if (m.get("http-equiv") or "").lower() == "content-language":
+            vals.append(m.get("content"))
+    return next((_lang(v) for v in vals if _lang(v)), "")
+
+
+def _video_track(video, base: str, page_lang: str) -> dict | None:
+    """The <track> to caption ``video`` from (see the module docstring), or None."""
+    cands = []
+    for i, t in enumerate(video.iter("track")):
+        src = (t.get("src") or "").strip()
+        kind = (t.get("kind") or "subtitles").strip().lower()
+        if not src or kind not in TRACK_KINDS:
+            continue
+        lang = _lang(t.get("srclang"))
+        lrank = 0 if page_lang and lang == page_lang else 1 if lang == "en" else 2 if not lang else 3
+        cands.append(((lrank == 3, TRACK_KINDS[kind], lrank, t.get("default") is None, i),
+                      {"url": urljoin(base, src), "kind": kind, "srclang": lang or None,
+                       "label": normalize(t.get("label")) or None}))
+    return min(cands, key=lambda c: c[0])[1] if cands else None
+
+
+def with_track(captions, text: str, position: str):
+    """``captions`` with ("track", text) at ``position``."""
+    item = [("track", text)]
+    if position == "first":
+        return item + list(captions)
+    if position == "last":
+        return list(captions) + item
+    if position == "after_figcaption":
+        n = 1 if captions and captions[0][0] == "figcaption" else 0
+        return list(captions[:n]) + item + list(captions[n:])
+    raise ValueError(f"unknown track position {position!r} (choose from {TRACK_POSITIONS})")
+
+
 def discover_videos(html: str, url: str) -> list[dict]:
     """[{"url", "captions": [(source, text), ...]}] for the videos of a page, in
-    page order (og:video last), one entry per distinct URL."""
+    page order (og:video last), one entry per distinct URL; a <video> with a
+    usable <track> also has "track": {"url", "kind", "srclang", "label"}."""
     from lxml import html as lh
 
     try:
@@ -115,6 +296,7 @@ def discover_videos(html: str, url: str) -> list[dict]:
         return []
     bases = root.xpath("//base/@href")
     base = urljoin(url, bases[0].strip()) if bases else url
+    page_lang = page_language(root)
     out, seen = [], set()
     for video in root.iter("video"):
         src = _video_src(video, base)
@@ -130,7 +312,11 @@ def discover_videos(html: str, url: str) -> list[dict]:
         for attr, name in (("aria-label", "aria_label"), ("title", "title")):
             if video.get(attr):
                 caps.append((name, normalize(video.get(attr))))
-        out.append({"url": src, "captions": caps})
+        entry = {"url": src, "captions": caps}
+        track = _video_track(video, base, page_lang)
+        if track is not None:
+            entry["track"] = track
+        out.append(entry)
     typ = _meta(root, "og:video:type").lower()
     if not typ or typ.startswith("video/"):
         for prop in ("og:video:secure_url", "og:video:url", "og:video"):
@@ -167,13 +353,17 @@ class _CaptionPicker:
 
 
 class DiscoverVideos(CountingDoFn):
-    """Pages → candidate videos with a caption; archived clips pass through tagged."""
+    """Pages → candidate videos with a caption (or, when the video has a
+    <track>, a pending video waiting for its track); archived clips and
+    tracks pass through tagged."""
 
     namespace = NS
     MEDIA = "media"
+    TRACKS = "tracks"
+    TRACK_MEDIA = "track_media"
 
-    def __init__(self, fcfg, ccfg, progress_dir=None):
-        self.fcfg, self.ccfg, self.progress_dir = fcfg, ccfg, progress_dir
+    def __init__(self, fcfg, ccfg, progress_dir=None, tcfg: TrackConfig = TrackConfig()):
+        self.fcfg, self.ccfg, self.progress_dir, self.tcfg = fcfg, ccfg, progress_dir, tcfg
 
     def setup(self):
         super().setup()
@@ -181,9 +371,14 @@ class DiscoverVideos(CountingDoFn):
 
     def process(self, rec):
         if rec.is_media:
-            if rec.content_type.startswith("video/"):
+            # audio/: a clip with no picture (decoding says audio_only) is still a clip.
+            if rec.content_type.startswith(("video/", "audio/")):
                 self.counts.inc("archived_videos")
                 yield beam.pvalue.TaggedOutput(self.MEDIA, (media_key(rec.url), (rec.body, rec.headers)))
+            elif rec.content_type in MEDIA_TYPES:
+                self.counts.inc("archived_tracks")
+                yield beam.pvalue.TaggedOutput(self.TRACK_MEDIA,
+                                               (media_key(rec.url), (rec.body, rec.headers)))
             return
         self.counts.inc("pages")
         if media.noai(rec.headers):
@@ -202,6 +397,16 @@ class DiscoverVideos(CountingDoFn):
             if urlsplit(v["url"]).scheme not in ("http", "https"):
                 self.counts.inc("drop_video_bad_scheme")
                 continue
+            track = v.get("track") if self.tcfg.enabled else None
+            if track is not None and urlsplit(track["url"]).scheme not in ("http", "https"):
+                self.counts.inc("track_bad_scheme")  # data:/blob: tracks: caption from the rest
+                track = None
+            if track is not None:
+                self.counts.inc("videos_with_track")
+                yield beam.pvalue.TaggedOutput(self.TRACKS, (media_key(track["url"]), {
+                    "url": v["url"], "captions": v["captions"], "track": track,
+                    "page_url": rec.url, "source": {"file": rec.source, "offset": rec.offset}}))
+                continue
             if not v["captions"]:
                 self.counts.inc("drop_caption_none")
                 continue
@@ -217,6 +422,101 @@ def _candidate(url, picked, page_url, source, offset):
     return {"key": make_key(url, caption), "url": url, "page_url": page_url, "caption": caption,
             "caption_source": cap_source, "lang": lang, "lang_score": score,
             "source": {"file": source, "offset": offset}}
+
+
+class ResolveTracks(CountingDoFn):
+    """One track URL's pending videos + archived copies → the track bytes, a
+    failure reason, or a fetch request."""
+
+    namespace = NS
+    FETCH = "fetch"
+
+    def __init__(self, progress_dir=None):
+        self.progress_dir = progress_dir
+
+    def process(self, element):
+        url, grouped = element
+        refs = sorted(grouped["refs"], key=lambda r: (r["source"]["file"], r["source"]["offset"],
+                                                      r["url"]))
+        if not refs:
+            return
+        self.counts.inc("tracks_requested")
+        archived = sorted(grouped["archived"], key=lambda a: (len(a[0]), a[0]))
+        if not archived:
+            yield beam.pvalue.TaggedOutput(self.FETCH, (url, refs))
+            return
+        body, headers = archived[0]
+        if media.noai(headers):
+            yield url, refs, "noai", None
+            return
+        self.counts.inc("tracks_from_warc")
+        yield url, refs, None, body
+
+
+def track_fetch_outcome(element):
+    url, refs, fr = element
+    if fr.ok:
+        return url, refs, None, fr.data
+    return url, refs, f"fetch_{fr.reason}", None
+
+
+class TrackCaptions(CountingDoFn):
+    """A track (or why there is none) + the videos using it → their candidates,
+    the track text among their caption sources at ``position``."""
+
+    namespace = NS
+
+    def __init__(self, fcfg, ccfg, tcfg: TrackConfig, max_seconds: float, progress_dir=None):
+        self.fcfg, self.ccfg, self.tcfg = fcfg, ccfg, tcfg
+        self.max_seconds, self.progress_dir = max_seconds, progress_dir
+
+    def setup(self):
+        super().setup()
+        self.picker = _CaptionPicker(self.ccfg, self.fcfg)
+
+    def _read(self, url, body):
+        """(cues kept, text, None) or (None, None, reason)."""
+        try:
+            cues = parse_captions(body)
+        except Exception as e:  # TrackParseError, and anything a bad file provokes
+            log.warning("%s: caption track not parsed: %s: %s", url, type(e).__name__, e)
+            return None, None, "parse_error"
+        if not cue_text(cues, None):
+            return None, None, "empty"
+        kept = [c for c in cues if c[2] and c[0] < self.max_seconds]
+        if not kept:
+            return None, None, "no_text_in_clip"
+        return kept, cue_text(kept, None), None
+
+    def process(self, element):
+        url, refs, reason, body = element
+        cues = text = None
+        if reason is None:
+            cues, text, reason = self._read(url, body)
+        for ref in refs:
+            caps = ref["captions"]
+            if reason is not None:
+                self.counts.inc(f"track_{reason}")
+            else:
+                caps = with_track(caps, text, self.tcfg.position)
+            if not caps:
+                self.counts.inc("drop_caption_none")
+                continue
+            picked = self.picker.pick(caps, self.counts)
+            if picked is None:
+                continue
+            c = _candidate(ref["url"], picked, ref["page_url"], ref["source"]["file"],
+                           ref["source"]["offset"])
+            c["track_url"] = ref["track"]["url"]
+            if picked[0] == "track":
+                self.counts.inc("captions_from_track")
+                c["track_cues"] = [list(cue) for cue in cues]
+                i = [s for s, _ in caps].index("track")
+                c["fallback_captions"] = [list(x) for x in caps[i + 1:]]
+            else:
+                c["track_fallback"] = f"track_{reason}" if reason else "track_caption_filtered"
+            self.counts.inc("candidate_videos")
+            yield c
 
 
 class ListVideos(CountingDoFn):
@@ -296,8 +596,34 @@ class DecodeVideos(CountingDoFn):
 class AssembleVideos(CountingDoFn):
     namespace = NS
 
-    def __init__(self, sample_fps: float, progress_dir=None):
+    def __init__(self, sample_fps: float, progress_dir=None, fcfg=None, ccfg=None):
         self.sample_fps, self.progress_dir = sample_fps, progress_dir
+        self.fcfg, self.ccfg = fcfg or FilterConfig(), ccfg or VIDEO_CAPTIONS
+
+    def setup(self):
+        super().setup()
+        self.picker = None  # language id loaded only when a track caption needs re-picking
+
+    def _clip_caption(self, c, d):
+        """The caption for the decoded clip: a track caption keeps only the cues
+        that start inside the clip's kept duration; if that changes the text,
+        it is filtered again (falling back to the next source).  None: dropped."""
+        picked = (c["caption_source"], c["caption"], c["lang"], c["lang_score"])
+        if not c.get("track_cues") or d.duration is None:
+            return picked
+        text = cue_text(c["track_cues"], d.duration)
+        if text == c["caption"]:
+            return picked
+        self.counts.inc("track_trimmed_to_clip")
+        if self.picker is None:
+            self.picker = _CaptionPicker(self.ccfg, self.fcfg)
+        caps = ([("track", text)] if text else []) + [tuple(x) for x in c.get("fallback_captions", [])]
+        if not text:
+            self.counts.inc("track_no_text_in_clip")
+        got = self.picker.pick(caps, self.counts)
+        if got is None and not caps:
+            self.counts.inc("drop_caption_none")
+        return got
 
     def process(self, element):
         key, grouped = element
@@ -309,30 +635,58 @@ class AssembleVideos(CountingDoFn):
             self.counts.inc(f"drop_video_{res['reason']}")
             return
         d = res["video"]
-        meta = {"url": c["url"], "page_url": c["page_url"], "caption_source": c["caption_source"],
-                "lang": c["lang"], "lang_score": c["lang_score"], "source": c["source"],
+        picked = self._clip_caption(c, d)
+        if picked is None:
+            return
+        cap_source, caption, lang, score = picked
+        meta = {"url": c["url"], "page_url": c["page_url"], "caption_source": cap_source,
+                "lang": lang, "lang_score": score, "source": c["source"],
                 "via": res["via"], "duration": d.duration, "original_duration": d.original_duration,
                 "fps": d.fps, "sample_fps": self.sample_fps, "frame_times": d.frame_times,
                 "frame_sha256": d.frame_sha256, "frame_phashes": d.frame_phashes,
                 "width": d.width, "height": d.height, "frame_width": d.frame_width,
                 "frame_height": d.frame_height, "codec": d.codec, "has_audio": d.has_audio,
                 "truncated_to": d.truncated_to}
+        if c.get("track_url"):
+            meta["track_url"] = c["track_url"]
+            if cap_source != "track":
+                meta["track_fallback"] = c.get("track_fallback", "track_caption_filtered")
         self.counts.inc("videos")
         self.counts.inc("frames_written", len(d.frames))
-        yield build_video_sample(key, c["caption"], meta, d.frames, d.clip)
+        yield build_video_sample(key, caption, meta, d.frames, d.clip)
 
 
 def build_videos(p, inputs, lists, out_dir, fcfg, ccfg, vcfg, fetch_cfg, run_id,
                  samples_per_shard, fetch=True, list_cfg=ListConfig(), dedup_index=None,
-                 dedup_action="drop", progress_dir=None):
+                 dedup_action="drop", progress_dir=None, track_cfg=TrackConfig()):
     """Add the videos graph to pipeline ``p``; returns the PCollection of shard infos."""
+    if track_cfg.position not in TRACK_POSITIONS:
+        raise ValueError(f"track position {track_cfg.position!r}: choose from {TRACK_POSITIONS}")
     branches, archived = [], []
     if inputs:
         found = (p | "ReadInputs" >> ReadInputs(inputs, NS, progress_dir)
-                 | "DiscoverVideos" >> beam.ParDo(DiscoverVideos(fcfg, ccfg, progress_dir))
-                 .with_outputs(DiscoverVideos.MEDIA, main="videos"))
+                 | "DiscoverVideos" >> beam.ParDo(DiscoverVideos(fcfg, ccfg, progress_dir, track_cfg))
+                 .with_outputs(DiscoverVideos.MEDIA, DiscoverVideos.TRACKS,
+                               DiscoverVideos.TRACK_MEDIA, main="videos"))
         branches.append(found.videos)
         archived.append(found[DiscoverVideos.MEDIA])
+        tracks = ({"refs": found[DiscoverVideos.TRACKS], "archived": found[DiscoverVideos.TRACK_MEDIA]}
+                  | "JoinTracksByURL" >> beam.CoGroupByKey()
+                  | "ResolveTracks" >> beam.ParDo(ResolveTracks(progress_dir)).with_outputs(
+                      ResolveTracks.FETCH, main="ready"))
+        track_files = [tracks.ready]
+        if fetch:
+            # Own metrics namespace: the fetcher's fetch_ok/fetch_drop_* stay the clips'.
+            track_files.append(tracks[ResolveTracks.FETCH]
+                               | "FetchTracks" >> FetchByHost(track_fetch_config(fetch_cfg, track_cfg),
+                                                             metrics_namespace=NS + "_tracks")
+                               | "TrackFetchOutcome" >> beam.Map(track_fetch_outcome))
+        else:
+            track_files.append(tracks[ResolveTracks.FETCH] | "TracksNotArchived" >> beam.Map(
+                lambda e: (e[0], e[1], "not_archived", None)))
+        branches.append(track_files | "AllTracks" >> beam.Flatten()
+                        | "TrackCaptions" >> beam.ParDo(
+                            TrackCaptions(fcfg, ccfg, track_cfg, vcfg.max_seconds, progress_dir)))
     if lists:
         branches.append(p | "ReadLists" >> ReadLists(lists, list_cfg, NS, progress_dir)
                         | "ListVideos" >> beam.ParDo(ListVideos(fcfg, ccfg, progress_dir)))
@@ -359,7 +713,7 @@ def build_videos(p, inputs, lists, out_dir, fcfg, ccfg, vcfg, fetch_cfg, run_id,
                 "video": to_decode | "AllClips" >> beam.Flatten()
                 | "DecodeVideos" >> beam.ParDo(DecodeVideos(vcfg, progress_dir))}
                | "JoinVideos" >> beam.CoGroupByKey()
-               | "AssembleVideos" >> beam.ParDo(AssembleVideos(vcfg.fps, progress_dir)))
+               | "AssembleVideos" >> beam.ParDo(AssembleVideos(vcfg.fps, progress_dir, fcfg, ccfg)))
     if dedup_index:
         samples = samples | "EvalDedup" >> beam.ParDo(
             EvalDedup(dedup_index, dedup_action, "video", progress_dir))
@@ -386,6 +740,8 @@ def parser() -> argparse.ArgumentParser:
                                    if f not in ("languages", "min_lang_confidence")))
     add_dataclass_flags(ap, FetchConfig, prefix="fetch", title="fetching",
                         skip=("allow_private_addresses",))
+    add_dataclass_flags(ap, TrackConfig, prefix="track",
+                        title="<track> captions (position: " + "|".join(TRACK_POSITIONS) + ")")
     _set_defaults(ap, fetch_max_bytes=VIDEO_FETCH.max_bytes, fetch_timeout_s=VIDEO_FETCH.timeout_s,
                   fetch_accept_content_types=",".join(VIDEO_FETCH.accept_content_types))
     return ap
@@ -418,6 +774,9 @@ def main(argv=None) -> int:
     vcfg = dataclass_from_args(VideoConfig, args, "video")
     list_cfg = dataclass_from_args(ListConfig, args)
     fetch_cfg = fetch_config_from_args(args)
+    track_cfg = dataclass_from_args(TrackConfig, args, "track")
+    if track_cfg.position not in TRACK_POSITIONS:
+        ap.error(f"--track-position must be one of {', '.join(TRACK_POSITIONS)}")
     try:
         files = expand_globs(args.input) if args.input else []
         list_files = expand_globs(args.lists) if args.lists else []
@@ -427,7 +786,7 @@ def main(argv=None) -> int:
     options = {"video": as_json(vcfg), "captions": as_json(ccfg),
                "filters": {"languages": list(fcfg.languages),
                            "min_lang_confidence": fcfg.min_lang_confidence},
-               "fetch": as_json(fetch_cfg), "lists": as_json(list_cfg),
+               "fetch": as_json(fetch_cfg), "lists": as_json(list_cfg), "tracks": as_json(track_cfg),
                "samples_per_shard": args.samples_per_shard, "fetch_enabled": args.fetch,
                "dedup_index": os.path.basename(args.dedup_index) if args.dedup_index else None,
                "dedup_action": args.dedup_action,
@@ -444,7 +803,7 @@ def main(argv=None) -> int:
         build_videos(p, files, list_files, args.output, fcfg, ccfg, vcfg, fetch_cfg, run_id,
                      args.samples_per_shard, fetch=args.fetch, list_cfg=list_cfg,
                      dedup_index=args.dedup_index, dedup_action=args.dedup_action,
-                     progress_dir=progress_dir)
+                     progress_dir=progress_dir, track_cfg=track_cfg)
         result = run_quietly(p, progress_dir, log_file, "videos", PROGRESS_FIELDS, args.quiet)
     except Exception as e:
         print(f"error: the videos job failed: {type(e).__name__}: {e}\n(details in {log_file})",

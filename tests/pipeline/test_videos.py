@@ -14,9 +14,13 @@ from pipeline.decode import decode_html
 from pipeline.fetch import FetchConfig
 from pipeline.filters import FilterConfig
 from pipeline.read import html_file_url
-from pipeline.sample_videos import audio_only, build_sample, truncated, unsupported_codec
+from pipeline.read import iter_warc
+from pipeline.sample import _write
+from pipeline.sample_videos import (CNN_TRACK_VTT, audio_only, build_sample, truncated,
+                                    unsupported_codec)
 from pipeline.video_frames import VideoConfig, decode_video
-from pipeline.videos import VIDEO_CAPTIONS, VIDEO_FETCH, build_videos, discover_videos
+from pipeline.videos import (VIDEO_CAPTIONS, VIDEO_FETCH, TrackConfig, TrackParseError,
+                             build_videos, cue_text, discover_videos, parse_captions, with_track)
 from shards.schema import decode_members, validate_sample
 from shards.validate import validate_dir
 from shards.writer import write_manifest
@@ -131,14 +135,15 @@ def test_discovery_sources_and_caption_attributes():
 def sample(tmp_path_factory):
     path = tmp_path_factory.mktemp("vsample") / "videos.warc.gz"
     st = build_sample(str(path))
-    assert st["pages"] == 4 and st["clips"] == 6 and st["list_rows"] == 4
+    assert st["pages"] == 4 and st["clips"] == 6 and st["list_rows"] == 4 and st["tracks"] == 1
     return str(path), st["list"]
 
 
-def _run(inputs, lists, out, vcfg=VideoConfig(), fetch=False, fetch_cfg=VIDEO_FETCH):
+def _run(inputs, lists, out, vcfg=VideoConfig(), fetch=False, fetch_cfg=VIDEO_FETCH,
+         track_cfg=TrackConfig()):
     p = TestPipeline()
     build_videos(p, inputs, lists, str(out), FilterConfig(), VIDEO_CAPTIONS, vcfg, fetch_cfg,
-                 "test-run", 1000, fetch=fetch)
+                 "test-run", 1000, fetch=fetch, track_cfg=track_cfg)
     result = p.run()
     result.wait_until_finish()
     counters = {c.key.metric.name: c.committed for c in result.metrics().query()["counters"]}
@@ -156,12 +161,22 @@ def test_videos_job_on_the_sample(sample, tmp_path):
                       "18zqfwc3l0k28gif.mp4": 10,                              # bikes
                       "carphone_pristine.mp4": 4, "carphone_distorted.mp4": 4}
     cnn = by_url["http://ht3.cdn.turner.com/money/big/news/2015/11/30/homeboy-industries-priest.cnnmoney_1024x576.mp4"]
-    assert cnn["txt"].startswith("A recently-released report on poverty")
-    assert cnn["json"]["caption_source"] == "og_description" and cnn["json"]["has_audio"]
+    # The caption is the hand-written track's text, its 6 s cue past the 5.28 s clip left out.
+    assert cnn["txt"] == ("A big grey rabbit crawls out of his burrow under a grassy hill. "
+                          "He stands up and stretches his arms wide, then gives a huge yawn.")
+    assert cnn["json"]["caption_source"] == "track" and cnn["json"]["has_audio"]
+    assert cnn["json"]["track_url"] == ("http://money.cnn.com/2016/02/01/news/economy/"
+                                        "poverty-inequality-united-states/homeboy-industries-priest.cnnmoney_1024x576.en.vtt")
+    assert "track_fallback" not in cnn["json"]
     assert cnn["json"]["page_url"].startswith("http://money.cnn.com/")
-    # Kotaku's og:description is 70+ words: too long; og:title is taken instead.
+    # Kotaku's track is not archived (--no-fetch): its og:description is 70+ words,
+    # too long, so og:title is taken.
     kotaku = [s for u, s in by_url.items() if u.endswith("18zqfwc3l0k28gif.mp4")][0]
     assert kotaku["json"]["caption_source"] == "og_title"
+    assert kotaku["json"]["track_fallback"] == "track_not_archived"
+    assert kotaku["json"]["track_url"].endswith("/18zqfwc3l0k28gif.en.vtt")
+    assert counters["track_not_archived"] == 1 and counters["captions_from_track"] == 1
+    assert counters["track_trimmed_to_clip"] == 1 and counters["tracks_from_warc"] == 1
     for s in samples:
         validate_sample("videos", s)
         assert s["json"]["sample_fps"] == 1.0 and s["json"]["via"] == "warc"
@@ -171,6 +186,10 @@ def test_videos_job_on_the_sample(sample, tmp_path):
     assert counters["drop_video_bad_scheme"] == 3       # blob: players on yahoo-2, bug-1255978
     assert counters["drop_video_audio_only"] == 1 and counters["drop_video_truncated"] == 1
     assert counters["drop_caption_too_many_words"] == 1
+    # The reader passes the audio-only clip (audio/mp4) and the track (text/vtt) as media.
+    types = {r.url.rsplit("/", 1)[-1]: r.content_type for r in iter_warc(warc) if r.is_media}
+    assert types["bigbuckbunny_audio.m4a"] == "audio/mp4"
+    assert types["homeboy-industries-priest.cnnmoney_1024x576.en.vtt"] == "text/vtt"
     write_manifest(str(tmp_path), "videos", "test-run", {}, counters)
     assert validate_dir(str(tmp_path)) == (4, [])
 
@@ -234,3 +253,109 @@ def test_eval_dedup_with_the_sample(sample, tmp_path):
     fn = EvalDedup(str(path), "drop", "video")
     fn.setup()
     assert list(fn.process(sample)) == []
+
+
+# ---------------------------------------------------------------- <track> captions
+
+
+def test_parse_webvtt_strips_blocks_timings_settings_and_tags():
+    assert parse_captions(CNN_TRACK_VTT.encode()) == [
+        (0.0, 1.8, "A big grey rabbit crawls out of his burrow"),
+        # rolling caption: the repeated first line is kept once
+        (1.8, 3.0, "under a grassy hill."),
+        (3.0, 4.6, "He stands up and stretches his arms wide,"),
+        (4.6, 6.0, "then gives a huge yawn."),
+        (6.0, 9.0, "A butterfly flutters past his nose.")]
+    vtt = ("\ufeffWEBVTT - a title\r\n\r\nREGION\r\nid:r1 width:40%\r\n\r\n"
+           "intro\r\n01:02.5 --> 01:04.250 region:r1\r\n<ruby>漢<rt>kan</rt></ruby> &amp; "
+           "<i>co</i> <00:01:03.000><c>ok</c>\r\n\r\n"
+           "NOTE a comment --> with an arrow\r\n\r\n"
+           "not a timing line\r\nskipped cue\r\n\r\n"
+           "1:00:00.000 --> 1:00:01.000\r\n<v.loud Ann>Hi</v>\r\n<v Bob>Hi</v>\r\n")
+    assert parse_captions(vtt) == [(62.5, 64.25, "漢 & co ok"), (3600.0, 3601.0, "Hi")]
+
+
+def test_parse_subrip_and_malformed_files():
+    srt = b"1\n00:00:01,000 --> 00:00:02,500\n{\\an8}<font color=red>Good</font> morning\n\n" \
+          b"2\n00:00:03,000 --> 00:00:04,000\nmorning\n"
+    cues = parse_captions(srt)
+    assert cues == [(1.0, 2.5, "Good morning"), (3.0, 4.0, "morning")]
+    assert cue_text(cues, 3.0) == "Good morning" and cue_text(cues, None) == "Good morning morning"
+    assert parse_captions(b"WEBVTT\n\nNOTE nothing else\n") == []
+    for bad in (b"<html><body>404 Not Found</body></html>", b"", b"\xff\xfe\x00W\x00E",
+                b"WEBVTT\n\n00:01 -> 00:02\nbroken arrow\n", "WEBVTT\n\n\x00\x01".encode()):
+        with pytest.raises(TrackParseError):
+            parse_captions(bad)
+
+
+def test_track_discovery_and_preference():
+    html = """<html lang="de-AT"><head><base href="https://cdn.example.org/v/"></head><body>
+      <video src="a.mp4"><track kind="chapters" src="a.chapters.vtt" srclang="de">
+        <track kind="descriptions" src="a.de.desc.vtt" srclang="de">
+        <track kind="subtitles" src="a.fr.vtt" srclang="fr">
+        <track kind="captions" src="a.en.vtt" srclang="en">
+        <track kind="captions" src="a.de.vtt" srclang="de" label=" Deutsch "></video>
+      <video src="b.mp4" title="Two kites over a beach"><track src="b.vtt" srclang="fr">
+        <track kind="descriptions" src="b.en.vtt" srclang="EN" default></video>
+      <video src="c.mp4"><track kind="metadata" src="c.json"></video></body></html>"""
+    a, b, c = discover_videos(html, "https://example.org/page")
+    assert a["track"] == {"url": "https://cdn.example.org/v/a.de.vtt", "kind": "captions",
+                          "srclang": "de", "label": "Deutsch"}
+    # Another language's subtitles lose to English descriptions.
+    assert b["track"] == {"url": "https://cdn.example.org/v/b.en.vtt", "kind": "descriptions",
+                          "srclang": "en", "label": None}
+    assert "track" not in c
+    caps = [("figcaption", "f"), ("title", "t")]
+    assert with_track(caps, "x", "after_figcaption") == [("figcaption", "f"), ("track", "x"), ("title", "t")]
+    assert with_track(caps[1:], "x", "after_figcaption") == [("track", "x"), ("title", "t")]
+    assert with_track(caps, "x", "first")[0] == ("track", "x")
+    assert with_track(caps, "x", "last")[-1] == ("track", "x")
+
+
+def test_track_captions_fetched_broken_and_missing(tmp_path):
+    """One page, four archived clips with tracks: archived but malformed, empty,
+    fetched and 404 on the loopback server; the job cuts clips to 2.5 s."""
+    srt = (b"1\n00:00:00,500 --> 00:00:02,000\nA man talks on the phone\n\n"
+           b"2\n00:00:02,000 --> 00:00:03,000\nwhile the car drives on.\n\n"
+           b"3\n00:00:03,000 --> 00:00:04,000\nThis cue is after the cut.\n")
+    with LoopbackServer(root=VIDEOS) as srv:
+        srv.route("/t/pristine.srt", body=srt, content_type="application/x-subrip")
+        srv.route("/t/gone.vtt", status=404)
+        base = srv.url("/")
+        page = f"""<html lang="en"><body>
+          <video src="{base}c/bikes.mp4" aria-label="Cyclists riding down a city street">
+            <track kind="captions" srclang="en" src="t/bikes.vtt"></video>
+          <video src="{base}c/bbb.mp4" aria-label="A rabbit stretching in a meadow">
+            <track kind="captions" srclang="en" src="t/empty.vtt"></video>
+          <video src="{base}c/pristine.mp4" title="Car phone clip, clean copy">
+            <track kind="captions" srclang="en" src="t/pristine.srt"></video>
+          <video src="{base}c/distorted.mp4" title="Car phone clip, compressed copy">
+            <track kind="captions" srclang="en" src="t/gone.vtt"></video></body></html>"""
+        warc = tmp_path / "t.warc.gz"
+        from warcio.warcwriter import WARCWriter
+
+        with open(warc, "wb") as fh:
+            w = WARCWriter(fh, gzip=True)
+            _write(w, base + "page.html", page.encode(), "text/html; charset=utf-8")
+            for name, f in (("bikes", "bikes.mp4"), ("bbb", "bigbuckbunny.mp4"),
+                            ("pristine", "carphone_pristine.mp4"),
+                            ("distorted", "carphone_distorted.mp4")):
+                _write(w, f"{base}c/{name}.mp4", (VIDEOS / f).read_bytes(), "video/mp4")
+            _write(w, base + "t/bikes.vtt", b"<html><body>Error 500</body></html>", "text/vtt")
+            _write(w, base + "t/empty.vtt", b"WEBVTT\n\nNOTE no cues yet\n", "text/vtt")
+        cfg = FetchConfig(timeout_s=2.0, retries=0, allowed_networks=("127.0.0.1/32",),
+                          per_host_rps=50.0)
+        counters, samples = _run([str(warc)], [], tmp_path / "out", VideoConfig(max_seconds=2.5),
+                                 fetch=True, fetch_cfg=cfg)
+    got = {s["json"]["url"].rsplit("/", 1)[-1]: (s["txt"], s["json"]["caption_source"],
+                                                 s["json"].get("track_fallback")) for s in samples}
+    assert got == {
+        "bikes.mp4": ("Cyclists riding down a city street", "aria_label", "track_parse_error"),
+        "bbb.mp4": ("A rabbit stretching in a meadow", "aria_label", "track_empty"),
+        "pristine.mp4": ("A man talks on the phone while the car drives on.", "track", None),
+        "distorted.mp4": ("Car phone clip, compressed copy", "title", "track_fetch_http_404")}
+    assert {s["json"]["url"].rsplit("/", 1)[-1]: s["json"]["track_url"] for s in samples}[
+        "pristine.mp4"] == base + "t/pristine.srt"
+    assert counters["track_parse_error"] == 1 and counters["track_empty"] == 1
+    assert counters["track_fetch_http_404"] == 1 and counters["captions_from_track"] == 1
+    assert counters["videos"] == 4 and counters["tracks_requested"] == 4
