@@ -12,6 +12,8 @@ SAMPLE_INPUTS := $(SAMPLE_WARC) tests/data/warc/*.warc*
 INPUT ?= $(SAMPLE_INPUTS)
 OUTPUT ?= out/m3w
 RUNNER ?= DirectRunner
+# RUNNER=dask: a local dask.distributed cluster on 127.0.0.1 (or DASK_SCHEDULER=tcp://host:port)
+BEAM_RUNNER = $(if $(filter dask Dask DaskRunner,$(RUNNER)),DaskRunner,$(RUNNER))
 # The bundled sample is offline: its images are archived in the sample WARC.
 M3W_ARGS ?= $(if $(filter $(SAMPLE_INPUTS),$(INPUT)),--no-fetch,)
 BEAM_ARGS ?=
@@ -30,7 +32,7 @@ TRAIN_ARGS ?=
 
 VIDEOS_WARC := build/sample/videos.warc.gz
 
-.PHONY: help venv sample m3w pairs videos validate dedup-index dedup-report train test bench clean
+.PHONY: help venv sample m3w pairs videos validate dedup-index dedup-report train test bench faults clean
 
 help:
 	@echo "make m3w        build M3W shards from the bundled sample (INPUT=... OUTPUT=... RUNNER=... BEAM_ARGS=...)"
@@ -42,6 +44,7 @@ help:
 	@echo "make train      train Flamingo on the m3w shards (CONFIG=configs/....yaml TRAIN_ARGS=...)"
 	@echo "make test       run the test suite"
 	@echo "make bench      run the benchmarks and print figures"
+	@echo "make faults     run the fault suite (adversarial corpus, kills) and print figures"
 
 $(STAMP): requirements.txt requirements-dev.txt
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) on PATH (or PYTHON=...)"; exit 1; }
@@ -58,7 +61,7 @@ sample: $(SAMPLE_WARC)
 
 m3w: $(STAMP) $(if $(filter $(SAMPLE_WARC),$(INPUT)),$(SAMPLE_WARC),)
 	$(PY) -m pipeline.m3w $(foreach i,$(INPUT),--input '$(i)') --output $(OUTPUT) \
-	    $(M3W_ARGS) $(if $(DEDUP_INDEX),--dedup-index $(DEDUP_INDEX),) --runner=$(RUNNER) $(BEAM_ARGS)
+	    $(M3W_ARGS) $(if $(DEDUP_INDEX),--dedup-index $(DEDUP_INDEX),) --runner=$(BEAM_RUNNER) $(BEAM_ARGS)
 
 $(VIDEOS_WARC): $(STAMP) pipeline/sample_videos.py
 	$(PY) -m pipeline.sample_videos --out $@
@@ -68,13 +71,13 @@ PAIRS_OUTPUT ?= out/pairs
 pairs: $(STAMP) $(SAMPLE_WARC)
 	$(PY) -m pipeline.pairs $(foreach i,$(PAIRS_INPUT),--input '$(i)') --output $(PAIRS_OUTPUT) \
 	    $(if $(filter $(SAMPLE_INPUTS),$(PAIRS_INPUT)),--no-fetch,) \
-	    $(if $(DEDUP_INDEX),--dedup-index $(DEDUP_INDEX),) --runner=$(RUNNER) $(BEAM_ARGS)
+	    $(if $(DEDUP_INDEX),--dedup-index $(DEDUP_INDEX),) --runner=$(BEAM_RUNNER) $(BEAM_ARGS)
 
 VIDEOS_OUTPUT ?= out/videos
 videos: $(STAMP) $(VIDEOS_WARC)
 	$(PY) -m pipeline.videos --input $(VIDEOS_WARC) --list build/sample/videos.csv --no-fetch \
 	    --output $(VIDEOS_OUTPUT) $(if $(DEDUP_INDEX),--dedup-index $(DEDUP_INDEX),) \
-	    --runner=$(RUNNER) $(BEAM_ARGS)
+	    --runner=$(BEAM_RUNNER) $(BEAM_ARGS)
 
 # With no EVAL this builds the offline demo index (real COCO annotations, real
 # photos as stand-in images: see dedup/demo_evalset.py).
@@ -105,6 +108,9 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	@for b in bench/bench_*.py bench/extract_quality.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+
+faults: $(STAMP)
+	$(PY) -m faults
 
 clean:
 	rm -rf build out runs .pytest_cache
