@@ -86,6 +86,15 @@ class FlamingoModel(nn.Module):
         params = inspect.signature(lm.forward).parameters
         self._cache_kwarg = "cache" if "cache" in params else "past_key_values"
         self._freeze()
+        # Under FSDP every rank must run the same modules in every step, or the
+        # ranks' all-gathers / reduce-scatters get out of step. With this set, a
+        # forward with no image to encode (vision_x None, or only padding
+        # images) still runs the vision encoder, the resampler and every
+        # block's cross-attention, on one all-zero image that no token attends
+        # to: the cross-attention output stays exactly 0 (masked), so outputs
+        # and the other gradients are unchanged; the unused weights get zero
+        # gradients instead of none. Set by train.dist for FSDP; off otherwise.
+        self.uniform_compute = False
         if cfg.gradient_checkpointing:
             kw = {"use_reentrant": False}
             if hasattr(self.lm, "activation_checkpointing_enable"):  # transformers >= 5.x name
@@ -170,6 +179,8 @@ class FlamingoModel(nn.Module):
         if num_used is not None:
             used = torch.arange(t, device=vision_x.device)[None, :] < num_used.to(vision_x.device)[:, None]
             if not bool(used.any()):
+                if self.uniform_compute:
+                    return self._unattended_media(b, t, vision_x)
                 n, d = self.resampler.num_latents, self.vision.feature_dim
                 return vision_x.new_zeros(b, t, n, d, dtype=dtype)
             if not bool(used.all()):
@@ -181,6 +192,18 @@ class FlamingoModel(nn.Module):
         with torch.set_grad_enabled(torch.is_grad_enabled() and not frozen):
             feats = encode_media(self.vision, vision_x)                          # [B, T, F, P, D]
         return self.resampler(feats.to(dtype))
+
+    def _unattended_media(self, b: int, t: int, like: torch.Tensor) -> torch.Tensor:
+        """Visual tokens [b, t, n, D] of one all-zero image, for ``uniform_compute``.
+
+        Only for batches in which no token has an image index > 0, so nothing
+        attends to them; they exist so that the vision encoder and resampler
+        run (and get gradients) on every rank.
+        """
+        size = self.vision.image_size
+        zeros = torch.zeros(1, 1, 1, 3, size, size, dtype=like.dtype if like.is_floating_point()
+                            else torch.float32, device=like.device)
+        return self.encode_vision(zeros).expand(b, t, -1, -1)
 
     def _condition(self, active: bool, media: torch.Tensor | None = None,
                    idx: torch.Tensor | None = None) -> None:
@@ -227,7 +250,14 @@ class FlamingoModel(nn.Module):
             kwargs["position_ids"] = position_ids
         if logits_to_keep:
             kwargs["logits_to_keep"] = logits_to_keep
-        self._condition(True, media, idx)
+        cond_media, cond_idx = media, idx
+        if media is None and self.uniform_compute:
+            # No pictures: the blocks' cross-attention still runs, on visual
+            # tokens nobody may attend to (every image index 0), so its output
+            # is exactly 0, as when it is skipped. The cache keeps media=None.
+            cond_media = self._unattended_media(input_ids.shape[0], 1, input_ids)
+            cond_idx = torch.zeros_like(idx)
+        self._condition(True, cond_media, cond_idx)
         try:
             out = self.lm(input_ids=input_ids, attention_mask=attention_mask, use_cache=use_cache,
                           **kwargs)

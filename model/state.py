@@ -67,6 +67,8 @@ def load_trainable(model, path: str) -> FlamingoConfig:
     with torch.no_grad():
         for name, p in params.items():
             t = tensors[name]
+            if t.dim() == 0 and tuple(p.shape) == (1,):
+                t = t.reshape(1)  # a gate saved when gates were 0-d
             if t.shape != p.shape:
                 raise ValueError(f"{path}: {name} has shape {tuple(t.shape)}, the model {tuple(p.shape)}")
             p.copy_(t.to(p.dtype))

@@ -47,9 +47,19 @@ class GatedCrossAttentionBlock(nn.Module):
                  ff_mult: int = 4):
         super().__init__()
         self.attn = MaskedCrossAttention(dim, dim_visual, heads, dim_head)
-        self.attn_gate = nn.Parameter(torch.zeros(()))
+        # Shape [1], not 0-d: FSDP2 shards every parameter along dim 0. Weights
+        # saved with the old 0-d gates still load (see _load_from_state_dict
+        # and model.state.load_trainable).
+        self.attn_gate = nn.Parameter(torch.zeros(1))
         self.ff = FeedForward(dim, ff_mult)
-        self.ff_gate = nn.Parameter(torch.zeros(()))
+        self.ff_gate = nn.Parameter(torch.zeros(1))
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        for name in ("attn_gate", "ff_gate"):
+            t = state_dict.get(prefix + name)
+            if t is not None and t.dim() == 0:
+                state_dict[prefix + name] = t.reshape(1)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def forward(self, y: torch.Tensor, media: torch.Tensor | None, mask: MediaMask | None) -> torch.Tensor:
         """``media=None`` (no image in the batch): the cross-attention output is

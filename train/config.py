@@ -52,7 +52,8 @@ class TrainConfig:
     device: str = "auto"          # auto | cpu | cuda
     threads: int = 0              # torch CPU threads (0 = torch's default)
     dtype: str = "bfloat16"       # autocast dtype on GPU (float32 = none); CPU runs float32
-    distributed: str = "ddp"      # under torchrun; only ddp so far
+    distributed: str = "ddp"      # under torchrun: ddp (replicas) | fsdp (FSDP2, LM sharded by decoder layer)
+    fsdp_mixed_precision: bool = True  # fsdp on CUDA with dtype != float32: params gathered in dtype, grads reduced in float32
     find_unused_parameters: bool = True  # a batch without images leaves the resampler unused
     progress: bool = True
 
@@ -72,6 +73,8 @@ class TrainConfig:
     def check(self) -> None:
         if self.mixture not in ("accumulate", "sample"):
             raise ValueError(f"mixture must be accumulate or sample, got {self.mixture!r}")
+        if self.distributed not in ("ddp", "fsdp"):
+            raise ValueError(f"distributed must be ddp or fsdp, got {self.distributed!r}")
         if self.decay not in ("cosine", "linear", "constant"):
             raise ValueError(f"decay must be cosine, linear or constant, got {self.decay!r}")
         if not self.datasets:

@@ -3,11 +3,12 @@
     python -m train.train                              # tiny model on out/m3w, CPU, a few minutes
     python -m train.train --config configs/flamingo-3b-like.yaml
     torchrun --nproc_per_node=8 -m train.train --config ... [--resume]   # DDP
+    torchrun --nproc_per_node=8 -m train.train --config ... --distributed fsdp   # FSDP2
 
 Read top to bottom: set-up, then one loop. Each optimiser update takes, per
 micro-step, a batch from every dataset (mixture "accumulate", the paper's
 sum_m lambda_m * loss_m) or from one drawn ∝ weight ("sample"); gradients
-accumulate over all of them and DDP syncs only on the last backward.
+accumulate over all of them and DDP / FSDP sync only on the last backward.
 """
 from __future__ import annotations
 
@@ -28,8 +29,8 @@ from model.build import build_flamingo
 from model.config import FlamingoConfig
 from train import checkpoint
 from train.config import TrainConfig, parse_args
-from train.dist import (all_mean, load_trainable_state, no_sync, setup, teardown, trainable_state, unwrap,
-                        wrap)
+from train.dist import (all_mean, gate_values, is_fsdp, load_trainable_state, no_sync, save_final, setup,
+                        teardown, trainable_state, unwrap, wrap)
 from train.log import RunLog
 from train.mixture import build_eval, build_sources, choose
 
@@ -107,7 +108,9 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict:
     model.to(device).train()
     sources = build_sources(cfg, tokenizer, model, dist.rank, dist.world)
     heldout = build_eval(cfg, tokenizer, model)
-    wrapped = wrap(model, dist, cfg.distributed, cfg.find_unused_parameters)
+    fsdp_dtype = (getattr(torch, cfg.dtype) if cfg.fsdp_mixed_precision and device.type == "cuda"
+                  and cfg.dtype != "float32" else None)
+    wrapped = wrap(model, dist, cfg.distributed, cfg.find_unused_parameters, param_dtype=fsdp_dtype)
     optimizer = make_optimizer(wrapped, cfg)
     trainable = [p for p in wrapped.parameters() if p.requires_grad]
 
@@ -145,6 +148,7 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict:
     samples = tokens = 0
     t0 = time.perf_counter()
     local_losses: list[dict] = []
+    weights = None
     for step in range(start, cfg.steps):
         lr = lr_at(step, cfg)
         for g in optimizer.param_groups:
@@ -182,7 +186,7 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict:
             elapsed = time.perf_counter() - t0
             losses = dict(zip(names, means))
             record = {"kind": "train", "step": done, "lr": lr, "loss": losses,
-                      "gates": unwrap(wrapped).gate_values(),
+                      "gates": gate_values(wrapped),
                       "samples_per_s": samples * dist.world / elapsed,
                       "tokens_per_s": tokens * dist.world / elapsed,
                       "skipped": {s.name: round(v * dist.world) for s, v in zip(sources, skipped)}}
@@ -199,8 +203,9 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict:
             log.write({"kind": "eval", "step": done, "eval_loss": {"heldout": value}})
             log.plot()
 
+        weights = None
         if done % cfg.ckpt_every == 0 or done == cfg.steps:
-            weights, optim_state = trainable_state(wrapped, optimizer)
+            weights, optim_state = trainable_state(wrapped, optimizer)  # (gathered under FSDP)
             data = {s.name: s.state_dict() for s in sources}
             if dist.enabled:
                 gathered = [None] * dist.world
@@ -216,7 +221,9 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict:
 
     if dist.main:
         log.plot()
-        unwrap(wrapped).save_trainable(os.path.join(cfg.out_dir, "final.safetensors"))
+    if weights is None and is_fsdp(wrapped):  # (the last step always checkpoints; a resume past the end not)
+        weights, _ = trainable_state(wrapped, optimizer)
+    save_final(wrapped, os.path.join(cfg.out_dir, "final.safetensors"), dist, weights)
     log.close()
     result = {"records": log.records, "local_losses": local_losses, "model": unwrap(wrapped),
               "skipped": {s.name: s.skipped for s in sources}, "consumed": {s.name: s.consumed for s in sources}}
