@@ -54,7 +54,13 @@ def setup(device: str = "auto") -> Dist:
 
 
 def teardown(d: Dist) -> None:
+    """Barrier first: gloo's worker thread frees a finished collective's tensors
+    (which needs the GIL) just after running it; destroying the group while it
+    is still doing so deadlocks (the main thread joins it holding the GIL). The
+    barrier's own work holds no Python tensors, so once it completes the worker
+    is idle."""
     if d.enabled and dist.is_initialized():
+        dist.barrier()
         dist.destroy_process_group()
 
 

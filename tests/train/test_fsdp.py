@@ -57,7 +57,7 @@ def rank_main(rank: int, world: int, port: int, cfg, rank_shards: list[str], out
 
 def launch(cfg, rank_shards, out, resume: bool = False) -> list[dict]:
     os.makedirs(out, exist_ok=True)
-    ctx = multiprocessing.get_context("fork")  # inherit the imports; no process group in the parent
+    ctx = multiprocessing.get_context("spawn")  # not fork: forking a live OpenMP pool can hang
     port = free_port()
     procs = [ctx.Process(target=rank_main, args=(r, 2, port, cfg, rank_shards, str(out), resume))
              for r in range(2)]
@@ -68,6 +68,7 @@ def launch(cfg, rank_shards, out, resume: bool = False) -> list[dict]:
     for p in procs:
         if p.exitcode is None:
             p.kill()
+            p.join()
     assert [p.exitcode for p in procs] == [0, 0]
     return [torch.load(os.path.join(out, f"rank{r}.pt"), weights_only=True) for r in range(2)]
 

@@ -35,17 +35,21 @@ def test_sigkill_then_resume_gives_identical_losses(tmp_path):
     cfg = tiny_config(tmp_path / "killed", datasets, steps=STEPS, mixture="sample", num_workers=2,
                       ckpt_every=3, keep_ckpts=2, eval_every=6,
                       eval_shards=str(tmp_path / "pairs"))
-    # The run to kill is a forked child (it inherits the imports: no start-up cost).
-    proc = multiprocessing.get_context("fork").Process(target=run_to_completion, args=(cfg,))
+    # The run to kill is a spawned child (a fork of a process whose OpenMP pool
+    # is running can hang).
+    proc = multiprocessing.get_context("spawn").Process(target=run_to_completion, args=(cfg,))
     proc.start()
     target = checkpoint.path_for(str(tmp_path / "killed"), 6)
-    deadline = time.monotonic() + 60
-    while not os.path.exists(target):
-        assert proc.exitcode is None, f"training child died with {proc.exitcode}"
-        assert time.monotonic() < deadline, "no checkpoint at step 6 within 60 s"
-        time.sleep(0.01)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.join()
+    deadline = time.monotonic() + 90
+    try:
+        while not os.path.exists(target):
+            assert proc.exitcode is None, f"training child died with {proc.exitcode}"
+            assert time.monotonic() < deadline, "no checkpoint at step 6 within 90 s"
+            time.sleep(0.01)
+    finally:
+        if proc.exitcode is None:
+            os.kill(proc.pid, signal.SIGKILL)
+        proc.join()
     assert proc.exitcode == -signal.SIGKILL
     resumed_from = int(checkpoint.latest(str(tmp_path / "killed"))[-11:-3])
     assert 6 <= resumed_from < STEPS  # killed mid-run, not after the end
