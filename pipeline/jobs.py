@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import sys
 import tempfile
 
 import apache_beam as beam
@@ -85,6 +86,38 @@ def run_quietly(p, progress_dir, log_file, label, fields, quiet=False):
                 result.wait_until_finish()
     return result
 
+
+
+def drive(kind: str, namespace: str, output: str, files: list[str], options: dict,
+          beam_args: list[str], build, progress_fields, quiet: bool = False,
+          log_file: str | None = None) -> int:
+    """The driver's part every job shares: the run id, the output folder, the
+    pipeline run with its progress line, then manifest, report and summary.
+    ``build(p, run_id, progress_dir)`` adds the job's graph to pipeline ``p``."""
+    import shutil
+    import time
+
+    from apache_beam.io.filesystems import FileSystems
+
+    run_id = make_run_id(files, options)
+    if not FileSystems.exists(output):
+        FileSystems.mkdirs(output)
+    progress_dir = tempfile.mkdtemp(prefix=f"{kind}-progress-")
+    log_file = log_file or default_log_file(output, kind)
+    t0 = time.monotonic()
+    try:
+        p = beam.Pipeline(options=beam_options(beam_args))
+        build(p, run_id, progress_dir)
+        result = run_quietly(p, progress_dir, log_file, kind, progress_fields, quiet)
+    except Exception as e:
+        print(f"error: the {kind} job failed: {type(e).__name__}: {e}\n(details in {log_file})",
+              file=sys.stderr)
+        return 1
+    finally:
+        shutil.rmtree(progress_dir, ignore_errors=True)
+    finish_run(result, output, kind, namespace, run_id, options, files,
+               time.monotonic() - t0, log_file)
+    return 0
 
 
 def finish_run(result, out_dir: str, kind: str, namespace: str, run_id: str, options: dict,

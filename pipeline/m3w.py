@@ -18,10 +18,7 @@ import argparse
 import json
 import logging
 import os
-import shutil
 import sys
-import tempfile
-import time
 from dataclasses import dataclass
 
 import apache_beam as beam
@@ -41,8 +38,7 @@ from .filters import FilterConfig, LangId
 from .images import ImageConfig
 from .options import add_dataclass_flags, as_json, dataclass_from_args
 from .media import ProcessImages, ResolveMedia, fetch_outcome, noai
-from .jobs import (CountingDoFn, beam_options, default_log_file, finish_run, make_run_id,
-                   quiet_beam_logging, run_quietly)
+from .jobs import (CountingDoFn, drive, quiet_beam_logging)
 from .read import ReadInputs, expand_globs
 from .write import AssignAndWriteShards
 
@@ -320,29 +316,12 @@ def main(argv=None) -> int:
     options = {"filters": as_json(fcfg), "images": as_json(icfg), "fetch": as_json(fetch_cfg),
                "extract": as_json(ecfg), "dedup": as_json(dcfg), "samples_per_shard": args.samples_per_shard,
                "fetch_enabled": args.fetch, "inputs": [os.path.basename(f) for f in files]}
-    run_id = make_run_id(files, options)
-    from apache_beam.io.filesystems import FileSystems
-
-    FileSystems.mkdirs(args.output) if not FileSystems.exists(args.output) else None
-    progress_dir = tempfile.mkdtemp(prefix="m3w-progress-")
-    log_file = args.log_file or default_log_file(args.output, "m3w")
-    t0 = time.monotonic()
-    try:
-        p = beam.Pipeline(options=beam_options(beam_args))
-        build_m3w(p, files, args.output, fcfg, ecfg, icfg, fetch_cfg, run_id,
-                  args.samples_per_shard, fetch=args.fetch, progress_dir=progress_dir, dcfg=dcfg)
-        result = run_quietly(p, progress_dir, log_file, "m3w", PROGRESS_FIELDS, args.quiet)
-    except Exception as e:
-        print(f"error: the m3w job failed: {type(e).__name__}: {e}\n(details in {log_file})",
-              file=sys.stderr)
-        return 1
-    finally:
-        shutil.rmtree(progress_dir, ignore_errors=True)
-    finish_run(result, args.output, "m3w", NS, run_id, options, files,
-               time.monotonic() - t0, log_file)
-    return 0
-
-
+    return drive("m3w", NS, args.output, files, options, beam_args,
+                 lambda p, run_id, progress_dir: build_m3w(
+                     p, files, args.output, fcfg, ecfg, icfg, fetch_cfg, run_id,
+                     args.samples_per_shard, fetch=args.fetch, progress_dir=progress_dir,
+                     dcfg=dcfg),
+                 PROGRESS_FIELDS, args.quiet, args.log_file)
 
 
 if __name__ == "__main__":

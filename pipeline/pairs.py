@@ -25,10 +25,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import shutil
 import sys
-import tempfile
-import time
 from dataclasses import replace
 from urllib.parse import urlsplit
 
@@ -45,8 +42,7 @@ from .extract import ExtractConfig, ImageRef, extract_page
 from .fetch import FetchByHost, FetchConfig
 from .filters import FilterConfig, LangId, image_drop_reason, language_drop_reason
 from .images import ImageConfig
-from .jobs import (CountingDoFn, beam_options, default_log_file, finish_run, make_run_id,
-                   quiet_beam_logging, run_quietly)
+from .jobs import (CountingDoFn, drive, quiet_beam_logging)
 from .lists import ListConfig, ReadLists
 from .options import add_dataclass_flags, as_json, dataclass_from_args
 from .read import ReadInputs, expand_globs
@@ -440,29 +436,13 @@ def main(argv=None) -> int:
                "dedup_index": os.path.basename(args.dedup_index) if args.dedup_index else None,
                "dedup_action": args.dedup_action,
                "inputs": [os.path.basename(f) for f in files + list_files]}
-    run_id = make_run_id(files + list_files, options)
-    from apache_beam.io.filesystems import FileSystems
-
-    FileSystems.mkdirs(args.output) if not FileSystems.exists(args.output) else None
-    progress_dir = tempfile.mkdtemp(prefix="pairs-progress-")
-    log_file = args.log_file or default_log_file(args.output, "pairs")
-    t0 = time.monotonic()
-    try:
-        p = beam.Pipeline(options=beam_options(beam_args))
-        build_pairs(p, files, list_files, args.output, fcfg, ccfg, ecfg, icfg, fetch_cfg, run_id,
-                    args.samples_per_shard, fetch=args.fetch, list_cfg=list_cfg,
-                    dedup_index=args.dedup_index, dedup_action=args.dedup_action,
-                    progress_dir=progress_dir)
-        result = run_quietly(p, progress_dir, log_file, "pairs", PROGRESS_FIELDS, args.quiet)
-    except Exception as e:
-        print(f"error: the pairs job failed: {type(e).__name__}: {e}\n(details in {log_file})",
-              file=sys.stderr)
-        return 1
-    finally:
-        shutil.rmtree(progress_dir, ignore_errors=True)
-    finish_run(result, args.output, "pairs", NS, run_id, options, files + list_files,
-               time.monotonic() - t0, log_file)
-    return 0
+    return drive("pairs", NS, args.output, files + list_files, options, beam_args,
+                 lambda p, run_id, progress_dir: build_pairs(
+                     p, files, list_files, args.output, fcfg, ccfg, ecfg, icfg, fetch_cfg, run_id,
+                     args.samples_per_shard, fetch=args.fetch, list_cfg=list_cfg,
+                     dedup_index=args.dedup_index, dedup_action=args.dedup_action,
+                     progress_dir=progress_dir),
+                 PROGRESS_FIELDS, args.quiet, args.log_file)
 
 
 if __name__ == "__main__":

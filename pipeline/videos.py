@@ -71,10 +71,7 @@ import html as html_lib
 import logging
 import os
 import re
-import shutil
 import sys
-import tempfile
-import time
 from dataclasses import dataclass, replace
 from urllib.parse import urljoin, urlsplit
 
@@ -88,8 +85,7 @@ from .decode import decode_html
 from .documents import media_key
 from .fetch import FetchByHost, FetchConfig
 from .filters import FilterConfig, LangId, language_drop_reason
-from .jobs import (CountingDoFn, beam_options, default_log_file, finish_run, make_run_id,
-                   quiet_beam_logging, run_quietly)
+from .jobs import (CountingDoFn, drive, quiet_beam_logging)
 from .lists import ListConfig, ReadLists
 from .options import add_dataclass_flags, as_json, dataclass_from_args
 from .pairs import EvalDedup, add_common_flags
@@ -791,29 +787,13 @@ def main(argv=None) -> int:
                "dedup_index": os.path.basename(args.dedup_index) if args.dedup_index else None,
                "dedup_action": args.dedup_action,
                "inputs": [os.path.basename(f) for f in files + list_files]}
-    run_id = make_run_id(files + list_files, options)
-    from apache_beam.io.filesystems import FileSystems
-
-    FileSystems.mkdirs(args.output) if not FileSystems.exists(args.output) else None
-    progress_dir = tempfile.mkdtemp(prefix="videos-progress-")
-    log_file = args.log_file or default_log_file(args.output, "videos")
-    t0 = time.monotonic()
-    try:
-        p = beam.Pipeline(options=beam_options(beam_args))
-        build_videos(p, files, list_files, args.output, fcfg, ccfg, vcfg, fetch_cfg, run_id,
+    return drive("videos", NS, args.output, files + list_files, options, beam_args,
+                 lambda p, run_id, progress_dir: build_videos(
+                     p, files, list_files, args.output, fcfg, ccfg, vcfg, fetch_cfg, run_id,
                      args.samples_per_shard, fetch=args.fetch, list_cfg=list_cfg,
                      dedup_index=args.dedup_index, dedup_action=args.dedup_action,
-                     progress_dir=progress_dir, track_cfg=track_cfg)
-        result = run_quietly(p, progress_dir, log_file, "videos", PROGRESS_FIELDS, args.quiet)
-    except Exception as e:
-        print(f"error: the videos job failed: {type(e).__name__}: {e}\n(details in {log_file})",
-              file=sys.stderr)
-        return 1
-    finally:
-        shutil.rmtree(progress_dir, ignore_errors=True)
-    finish_run(result, args.output, "videos", NS, run_id, options, files + list_files,
-               time.monotonic() - t0, log_file)
-    return 0
+                     progress_dir=progress_dir, track_cfg=track_cfg),
+                 PROGRESS_FIELDS, args.quiet, args.log_file)
 
 
 if __name__ == "__main__":
