@@ -27,6 +27,7 @@ from typing import Iterator
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 
+from .jobs import CountingDoFn
 from .progress import Counts
 from .read import expand_globs
 
@@ -182,15 +183,9 @@ def iter_list(path: str, cfg: ListConfig = ListConfig(), counts: Counts | None =
         yield from _iter_webdataset(path, counts)
 
 
-class _ReadList(beam.DoFn):
+class _ReadList(CountingDoFn):
     def __init__(self, cfg: ListConfig, namespace: str, progress_dir: str | None):
         self.cfg, self.namespace, self.progress_dir = cfg, namespace, progress_dir
-
-    def setup(self):
-        self.counts = Counts(self.namespace, self.progress_dir)
-
-    def finish_bundle(self):
-        self.counts.flush()
 
     def process(self, path: str):
         n = 0

@@ -134,7 +134,7 @@ class AssembleSamples(CountingDoFn):
                 if text_hits:
                     doc = dict(doc, eval_text_matches=[m.to_json() for _, m in text_hits])
         out = assemble_sample(doc, images, self.fcfg, dedup_drop=drop, dedup_tags=tags,
-                              frequent=set(frequent))
+                              frequent=self._frequent_set(frequent))
         for reason, n in out.drops.items():
             self.counts.inc(f"drop_{reason}", n)
         if out.value is not None:
@@ -143,6 +143,12 @@ class AssembleSamples(CountingDoFn):
             self.counts.inc("documents")
             self.counts.inc("images_kept", len(out.value["json"]["images"]))
             yield out.value
+
+    def _frequent_set(self, frequent) -> frozenset:
+        """The side input as a set, built once per side-input object, not per document."""
+        if getattr(self, "_frequent_src", None) is not frequent:
+            self._frequent_src, self._frequent = frequent, frozenset(frequent)
+        return self._frequent
 
     def _thumbnail(self, key: str, i: int, jpeg: bytes) -> str:
         """Matched training images may leave the corpus; keep a copy for the report."""

@@ -16,12 +16,16 @@ def noai(headers: dict) -> bool:
 
 
 class ResolveMedia(CountingDoFn):
-    """One URL's references + archived copies → archived bytes, or a fetch request."""
+    """One URL's references + archived copies → archived bytes, or a fetch request.
+
+    ``label`` names the counters (``{label}_requested``, ``{label}_from_warc``):
+    "images" for m3w and pairs, "videos" for clips."""
 
     FETCH = "fetch"
 
-    def __init__(self, progress_dir=None):
+    def __init__(self, progress_dir=None, label: str = "images"):
         self.progress_dir = progress_dir
+        self.label = label
 
     def process(self, element):
         url, grouped = element
@@ -31,13 +35,13 @@ class ResolveMedia(CountingDoFn):
 
     def _resolve(self, url, refs, grouped):
         archived = sorted(grouped["archived"], key=lambda a: (len(a[0]), a[0]))
-        self.counts.inc("images_requested")
+        self.counts.inc(f"{self.label}_requested")
         if archived:
             body, headers = archived[0]
             if noai(headers):
                 yield url, refs, {"ok": False, "reason": "noai"}, None
             else:
-                self.counts.inc("images_from_warc")
+                self.counts.inc(f"{self.label}_from_warc")
                 yield url, refs, None, (body, "warc")
         else:
             yield beam.pvalue.TaggedOutput(self.FETCH, (url, refs))

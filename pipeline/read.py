@@ -18,6 +18,7 @@ from typing import Iterator
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 
+from .jobs import CountingDoFn
 from .progress import Counts
 
 log = logging.getLogger(__name__)
@@ -310,16 +311,10 @@ def iter_records(path: str, counts: Counts | None = None) -> Iterator[Record]:
         yield from iter_html_file(path, counts)
 
 
-class _ReadFile(beam.DoFn):
+class _ReadFile(CountingDoFn):
     def __init__(self, namespace: str, progress_dir: str | None):
         self.namespace = namespace
         self.progress_dir = progress_dir
-
-    def setup(self):
-        self.counts = Counts(self.namespace, self.progress_dir)
-
-    def finish_bundle(self):
-        self.counts.flush()
 
     def process(self, path: str):
         n = 0

@@ -537,31 +537,11 @@ class ListVideos(CountingDoFn):
         yield _candidate(item.url, picked, None, item.source, item.offset)
 
 
-class ResolveVideos(CountingDoFn):
-    """One URL's references + archived copies → archived bytes, or a fetch request."""
-
+class ResolveVideos(media.ResolveMedia):
     namespace = NS
-    FETCH = "fetch"
 
     def __init__(self, progress_dir=None):
-        self.progress_dir = progress_dir
-
-    def process(self, element):
-        url, grouped = element
-        refs = sorted(grouped["refs"])
-        if not refs:
-            return
-        self.counts.inc("videos_requested")
-        archived = sorted(grouped["archived"], key=lambda a: (len(a[0]), a[0]))
-        if not archived:
-            yield beam.pvalue.TaggedOutput(self.FETCH, (url, refs))
-            return
-        body, headers = archived[0]
-        if media.noai(headers):
-            yield url, refs, {"ok": False, "reason": "noai"}, None
-            return
-        self.counts.inc("videos_from_warc")
-        yield url, refs, None, (body, "warc")
+        super().__init__(progress_dir, label="videos")
 
 
 class DecodeVideos(CountingDoFn):

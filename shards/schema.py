@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import re
-from dataclasses import dataclass
 from typing import Iterable, Sequence
 
 IMAGE_TOKEN = "<image>"
@@ -123,14 +122,6 @@ M3W_IMAGE_FIELDS = ("key", "url", "alt", "sha256", "phash", "width", "height")
 M3W_REQUIRED = ("text", "images", "url", "source", "lang")
 PAIR_REQUIRED = ("url", "caption_source", "width", "height", "sha256", "phash")
 VIDEO_REQUIRED = ("url", "duration", "fps", "frame_times")
-
-
-@dataclass(frozen=True)
-class Member:
-    """One file of a sample inside the tar: ``KEY.<suffix>``."""
-
-    suffix: str
-    data: bytes
 
 
 def m3w_image_suffix(i: int) -> str:
