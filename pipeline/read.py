@@ -80,11 +80,25 @@ def expand_globs(patterns: list[str]) -> list[str]:
     return sorted(set(files))
 
 
+# Whole-file compressions read by streaming decompression (suffix → name), and
+# the ones refused at start because no maintained reader is bundled.
+STREAM_SUFFIXES = {".gz": "gzip", ".bz2": "bz2", ".zst": "zstd", ".zstd": "zstd", ".xz": "xz"}
+REFUSED_SUFFIXES = {".lz4": "lz4", ".br": "brotli", ".zip": "zip", ".7z": "7z", ".lzo": "lzo",
+                    ".sz": "snappy"}
+
+
 def input_format(path: str) -> str:
+    """warc (WARC or ARC), jsonl or html, from the file name; raises ValueError
+    (one line naming the file) for a name or compression it cannot read."""
     p = path.lower()
-    for suffix in (".gz", ".bz2", ".zst"):
+    for suffix, name in REFUSED_SUFFIXES.items():
+        if p.endswith(suffix):
+            raise ValueError(f"{path}: {name}-compressed input is not supported; decompress it "
+                             "or recompress it with gzip, bz2, xz or zstd")
+    for suffix in STREAM_SUFFIXES:
         if p.endswith(suffix):
             p = p[: -len(suffix)]
+            break
     if p.endswith((".warc", ".arc")):
         return "warc"
     if p.endswith((".jsonl", ".json", ".ndjson")):
@@ -92,13 +106,188 @@ def input_format(path: str) -> str:
     if p.endswith((".html", ".htm", ".xhtml")):
         return "html"
     raise ValueError(f"{path}: cannot tell the input format from the file name "
-                     "(expected .warc[.gz], .jsonl[.gz] or .html[.gz])")
+                     "(expected .warc, .arc, .jsonl or .html, optionally .gz/.bz2/.xz/.zst)")
 
 
-# ---------------------------------------------------------------- WARC
+def check_inputs(files: list[str]) -> None:
+    """Refuse, before the job starts, every input whose name says it cannot be read."""
+    for f in files:
+        input_format(f)
+
+
+# ---------------------------------------------------------------- WARC / ARC
 
 _GZIP_MAGIC = b"\x1f\x8b\x08"
 _WARC_MAGIC = b"WARC/"
+_ARC_MAGIC = b"\nhttp"  # an ARC record starts with its URL at the start of a line
+# What the first bytes of an archive say about its container.
+_CONTAINER_MAGIC = (
+    (b"BZh", "bz2"), (b"\xfd7zXZ\x00", "xz"), (b"\x28\xb5\x2f\xfd", "zstd"),
+    (b"\x5d\x2a\x4d\x18", "zstd"),  # a skippable frame: the IIPC warc.zst dictionary
+    (b"\x04\x22\x4d\x18", "lz4"), (b"PK\x03\x04", "zip"), (b"7z\xbc\xaf\x27\x1c", "7z"),
+)
+UNSUPPORTED_CONTAINERS = ("lz4", "zip", "7z")
+
+
+class InputError(ValueError):
+    """An input file that cannot be read at all; ``reason`` is the drop counter."""
+
+    def __init__(self, reason: str, message: str):
+        super().__init__(message)
+        self.reason = reason
+
+
+def sniff_container(fh) -> str:
+    """``gzip-members`` (one gzip member per record, the WARC norm), ``gzip`` (the
+    whole file as one stream), bz2, xz, zstd, ``plain``, or an unsupported name.
+    Reads the head of ``fh`` (and for gzip its first member) and rewinds it."""
+    fh.seek(0)
+    head = fh.read(8)
+    fh.seek(0)
+    if head.startswith(_GZIP_MAGIC):
+        many = _first_gzip_member_holds_more_than_one_record(fh)
+        fh.seek(0)
+        return "gzip" if many else "gzip-members"
+    for magic, name in _CONTAINER_MAGIC:
+        if head.startswith(magic):
+            return name
+    return "plain"
+
+
+def _first_record_end(head: bytes) -> int | None:
+    """Where the first WARC or ARC record of ``head`` ends, from its length field."""
+    if head.startswith(_WARC_MAGIC):
+        i = head.find(b"\r\n\r\n")
+        if i < 0:
+            return None
+        for line in head[:i].split(b"\r\n"):
+            name, _, value = line.partition(b":")
+            if name.strip().lower() == b"content-length":
+                try:
+                    return i + 4 + int(value.strip())
+                except ValueError:
+                    return None
+        return None
+    i = head.find(b"\n")
+    if i < 0:
+        return None
+    try:  # ARC: "URL IP DATE TYPE LENGTH"; the length counts what follows the line
+        return i + 1 + int(head[:i].rsplit(b" ", 1)[-1])
+    except ValueError:
+        return None
+
+
+def _first_gzip_member_holds_more_than_one_record(fh, head_cap: int = 1 << 16) -> bool:
+    """True for a WARC gzipped as one stream: its first gzip member goes on past
+    the end of the first record.  Decompresses only the first member, keeping
+    at most ``head_cap`` bytes of it."""
+    d = zlib.decompressobj(31)
+    head = bytearray()
+    total, end = 0, None
+    while not d.eof:
+        block = fh.read(1 << 16)
+        if not block:
+            return False  # a damaged first member: the reader counts it
+        try:
+            out = d.decompress(block)
+        except zlib.error:
+            return False
+        if len(head) < head_cap:
+            head += out[: head_cap - len(head)]
+        total += len(out)
+        if end is None:
+            end = _first_record_end(bytes(head))
+            if end is None and len(head) >= head_cap:
+                return False
+        if end is not None and total > end + 8:  # 8: room for the record's trailing CRLFs
+            return True
+    return False
+
+
+class _ReopeningReader(io.RawIOBase):
+    """A seekable view of a decompressed stream that only reads forward: seeking
+    back reopens and decompresses again (only after a broken record)."""
+
+    def __init__(self, reopen):
+        self._reopen = reopen
+        self._fh = reopen()
+        self._pos = 0
+
+    def readable(self):
+        return True
+
+    def seekable(self):
+        return True
+
+    def tell(self):
+        return self._pos
+
+    def readinto(self, b):
+        data = self._fh.read(len(b))
+        b[: len(data)] = data
+        self._pos += len(data)
+        return len(data)
+
+    def seek(self, offset, whence=io.SEEK_SET):
+        if whence == io.SEEK_CUR:
+            offset += self._pos
+        elif whence != io.SEEK_SET:
+            raise io.UnsupportedOperation("seek from the end of a compressed stream")
+        if offset < self._pos:
+            self._fh.close()
+            self._fh, self._pos = self._reopen(), 0
+        while self._pos < offset:
+            skipped = self._fh.read(min(1 << 20, offset - self._pos))
+            if not skipped:
+                break
+            self._pos += len(skipped)
+        return self._pos
+
+    def close(self):
+        self._fh.close()
+        super().close()
+
+
+def _zstd_reader(raw):
+    """A zstd stream across frames; a leading skippable frame holding a dictionary
+    (the IIPC warc.zst layout, optionally itself zstd-compressed) is used as one."""
+    import zstandard
+
+    raw.seek(0)
+    head = raw.read(8)
+    dict_data = None
+    if head[:4] == b"\x5d\x2a\x4d\x18":
+        size = int.from_bytes(head[4:8], "little")
+        blob = raw.read(size)
+        if blob[:4] == b"\x28\xb5\x2f\xfd":
+            blob = zstandard.ZstdDecompressor().decompress(blob, max_output_size=1 << 27)
+        dict_data = zstandard.ZstdCompressionDict(blob)
+    else:
+        raw.seek(0)
+    dctx = zstandard.ZstdDecompressor(dict_data=dict_data) if dict_data else zstandard.ZstdDecompressor()
+    return dctx.stream_reader(raw, read_across_frames=True, closefd=False)
+
+
+def open_archive(raw, container: str):
+    """The archive bytes of ``raw`` (an open, seekable file) as a seekable stream:
+    ``raw`` itself for plain files and per-record gzip (warcio reads the members),
+    a streaming decompressor for whole-file gzip, bz2, xz and zstd."""
+    import bz2
+    import lzma
+
+    if container in ("plain", "gzip-members"):
+        return raw
+    if container == "gzip":
+        return gzip.GzipFile(fileobj=raw, mode="rb")
+    if container == "bz2":
+        return bz2.BZ2File(raw, mode="rb")
+    if container == "xz":
+        return lzma.LZMAFile(raw, mode="rb")
+    if container == "zstd":
+        return io.BufferedReader(_ReopeningReader(lambda: _zstd_reader(raw)), 1 << 20)
+    raise InputError("read_drop_unsupported_compression",
+                     f"{container}-compressed archive is not supported; decompress it "
+                     "or recompress it with gzip, bz2, xz or zstd")
 
 
 def _next_member(fh, start: int, magic: bytes, limit: int = 1 << 30) -> int | None:
@@ -120,90 +309,147 @@ def _next_member(fh, start: int, magic: bytes, limit: int = 1 << 30) -> int | No
     return None
 
 
-def iter_warc(path: str, counts: Counts | None = None) -> Iterator[Record]:
-    """HTML and media responses from one WARC (gzip per record, or plain).
+def _resume_magic(container: str, fh) -> tuple[bytes, int]:
+    """(what the next record starts with, how many of its bytes precede the record)."""
+    if container == "gzip-members":
+        return _GZIP_MAGIC, 0
+    fh.seek(0)
+    head = fh.read(16)
+    fh.seek(0)
+    if head.startswith(_WARC_MAGIC) or not head:
+        return _WARC_MAGIC, 0
+    return _ARC_MAGIC, 1
 
-    Only ``response`` (and ``resource``) records are kept.  A record that fails
-    to parse or ends early is counted as ``read_drop_malformed_record`` /
-    ``read_drop_truncated_record`` and reading resumes at the next record.
+
+def iter_warc(path: str, counts: Counts | None = None) -> Iterator[Record]:
+    """HTML and media responses from one WARC or ARC file.
+
+    The container is told from the file's first bytes, not its name: gzip per
+    record (the norm), or the whole file as one gzip, bz2, xz or zstd stream
+    (read by streaming decompression; offsets are then positions in the
+    decompressed stream).  ARC records are converted to WARC ones by warcio, so
+    they keep their URL.  Only ``response`` (and ``resource``) records are kept.
+    A record that fails to parse or ends early is counted as
+    ``read_drop_malformed_record`` / ``read_drop_truncated_record`` and reading
+    resumes at the next record.
     """
+    counts = counts if counts is not None else Counts("m3w")
+    with FileSystems.open(path, compression_type="uncompressed") as raw:
+        container = sniff_container(raw)
+        if container in UNSUPPORTED_CONTAINERS:
+            raise InputError("read_drop_unsupported_compression",
+                             f"{path}: {container}-compressed archive is not supported; "
+                             "decompress it or recompress it with gzip, bz2, xz or zstd")
+        fh = open_archive(raw, container)
+        if container not in ("plain", "gzip-members"):
+            counts.inc("read_files_stream_compressed")
+            log.info("%s: whole file %s-compressed; reading it as one stream", path, container)
+        yield from _iter_archive(fh, path, container, counts)
+
+
+def _iter_archive(fh, path: str, container: str, counts: Counts) -> Iterator[Record]:
     from warcio.archiveiterator import ArchiveIterator
 
-    counts = counts if counts is not None else Counts("m3w")
-    with FileSystems.open(path, compression_type="uncompressed") as fh:
-        head = fh.read(3)
-        magic = _GZIP_MAGIC if head == _GZIP_MAGIC else _WARC_MAGIC
-        start = 0
-        while start is not None:
-            fh.seek(start)
-            it = ArchiveIterator(fh, check_digests=True)
-            it.INC_RECORD = ""  # warcio prints its own warning to stderr; we count instead
-            last = start
-            pending: Record | None = None  # held back until the next record proves it whole
-            errs = 0
+    magic, lead = _resume_magic(container, fh)
+    start = 0
+    while start is not None:
+        fh.seek(start)
+        # arc2warc: ARC headers become WARC ones (WARC-Target-URI, WARC-Date, ...)
+        it = ArchiveIterator(fh, check_digests=True, arc2warc=True)
+        it.INC_RECORD = ""  # warcio prints its own warning to stderr; we count instead
+        last = start
+        pending: Record | None = None  # held back until the next record proves it whole
+        errs = 0
 
-            def release():
-                # warcio notices a record whose Content-Length overran its real
-                # end only when it reads the next one (err_count goes up).
-                nonlocal pending
-                rec_, pending = pending, None
-                if rec_ is None:
-                    return None
-                if it.err_count != errs:
-                    counts.inc("read_drop_truncated_record")
-                    log.warning("%s@%d: WARC record for %s ends early; skipped",
-                                path, rec_.offset, rec_.url)
-                    return None
-                return rec_
+        def release():
+            # warcio notices a record whose Content-Length overran its real
+            # end only when it reads the next one (err_count goes up).
+            nonlocal pending
+            rec_, pending = pending, None
+            if rec_ is None:
+                return None
+            if it.err_count != errs:
+                counts.inc("read_drop_truncated_record")
+                log.warning("%s@%d: WARC record for %s ends early; skipped",
+                            path, rec_.offset, rec_.url)
+                return None
+            return rec_
 
-            try:
-                for rec in it:
-                    done = release()
-                    if done is not None:
-                        yield done
-                    errs = it.err_count
-                    rtype = rec.rec_type
-                    keep = rtype in ("response", "resource")
-                    body = b""
-                    if keep:
-                        # content_stream undoes chunked and gzip transfer encodings.
-                        body = rec.content_stream().read(MAX_RECORD_BYTES + 1)
-                    truncated = getattr(rec.raw_stream, "limit", 0) > 0
-                    offset = it.get_record_offset() + start
-                    last = offset
-                    if not keep:
-                        continue
-                    url = rec.rec_headers.get_header("WARC-Target-URI") or ""
-                    if len(body) > MAX_RECORD_BYTES:
-                        counts.inc("read_drop_body_too_large")
-                        log.warning("%s@%d: record body for %s exceeds %d bytes once decoded; skipped",
-                                    path, offset, url, MAX_RECORD_BYTES)
-                        continue
-                    if truncated:
-                        counts.inc("read_drop_truncated_record")
-                        log.warning("%s@%d: truncated WARC record for %s skipped", path, offset, url)
-                        continue
-                    # Only the block digest: some crawls (ClueWeb) write the block
-                    # digest into WARC-Payload-Digest too, which then never matches.
-                    checker = getattr(rec, "digest_checker", None)
-                    if checker is not None and any(
-                            str(p).startswith("block digest failed") for p in checker.problems):
-                        counts.inc("read_drop_digest_mismatch")
-                        log.warning("%s@%d: WARC digest mismatch for %s; skipped", path, offset, url)
-                        continue
-                    pending = _to_record(rec, body, path, offset, counts)
+        try:
+            for rec in it:
                 done = release()
                 if done is not None:
                     yield done
-                start = None
-            except Exception as e:  # warcio raises many types on damaged input
-                if pending is not None:
-                    errs = -1  # the record before a parse failure is not trusted
-                    release()
-                counts.inc("read_drop_malformed_record")
-                log.warning("%s@%d: malformed WARC record (%s: %s); resuming at the next record",
-                            path, last, type(e).__name__, str(e)[:200])
-                start = _next_member(fh, last + 1, magic)
+                errs = it.err_count
+                keep = rec.rec_type in ("response", "resource")
+                body = _raw_body(rec) if keep else b""  # before the offset: that reads to the end
+                truncated = getattr(rec.raw_stream, "limit", 0) > 0
+                offset = it.get_record_offset() + start
+                last = offset
+                if keep:
+                    pending = _kept_record(rec, body, truncated, path, offset, counts)
+            done = release()
+            if done is not None:
+                yield done
+            start = None
+        except Exception as e:  # warcio raises many types on damaged input
+            if pending is not None:
+                errs = -1  # the record before a parse failure is not trusted
+                release()
+            counts.inc("read_drop_malformed_record")
+            log.warning("%s@%d: malformed WARC record (%s: %s); resuming at the next record",
+                        path, last, type(e).__name__, str(e)[:200])
+            nxt = _next_member(fh, last + 1, magic)
+            start = None if nxt is None else nxt + lead
+
+
+def _raw_body(rec) -> bytes:
+    """The record's payload with chunked transfer coding undone but the content
+    coding left as it is (pipeline.decode undoes that with a bound)."""
+    from warcio.bufferedreaders import ChunkedDataReader
+
+    stream = rec.raw_stream
+    if rec.http_headers is not None and (
+            (rec.http_headers.get_header("Transfer-Encoding") or "").lower() == "chunked"):
+        stream = ChunkedDataReader(stream)
+    return stream.read(MAX_RECORD_BYTES + 1)
+
+
+def _kept_record(rec, body: bytes, truncated: bool, path: str, offset: int,
+                 counts: Counts) -> Record | None:
+    """A response/resource record (its raw body read) as a Record, or None with
+    the reason counted."""
+    from .decode import ContentEncodingError, decode_content_encoding
+
+    url = rec.rec_headers.get_header("WARC-Target-URI") or ""
+    if len(body) > MAX_RECORD_BYTES:
+        counts.inc("read_drop_body_too_large")
+        log.warning("%s@%d: record body for %s exceeds %d bytes; skipped",
+                    path, offset, url, MAX_RECORD_BYTES)
+        return None
+    if truncated:
+        counts.inc("read_drop_truncated_record")
+        log.warning("%s@%d: truncated WARC record for %s skipped", path, offset, url)
+        return None
+    # Only the block digest: some crawls (ClueWeb) write the block
+    # digest into WARC-Payload-Digest too, which then never matches.
+    checker = getattr(rec, "digest_checker", None)
+    if checker is not None and any(
+            str(p).startswith("block digest failed") for p in checker.problems):
+        counts.inc("read_drop_digest_mismatch")
+        log.warning("%s@%d: WARC digest mismatch for %s; skipped", path, offset, url)
+        return None
+    if rec.http_headers is not None:
+        try:
+            body, mislabelled = decode_content_encoding(
+                body, rec.http_headers.get_header("Content-Encoding"), MAX_RECORD_BYTES)
+        except ContentEncodingError as e:
+            counts.inc(f"read_drop_{e.reason}")
+            log.warning("%s@%d: %s: %s; skipped", path, offset, url, e)
+            return None
+        if mislabelled:
+            counts.inc("read_content_encoding_not_applied")
+    return _to_record(rec, body, path, offset, counts)
 
 
 def _to_record(rec, body: bytes, path: str, offset: int, counts: Counts) -> Record | None:
@@ -323,6 +569,9 @@ class _ReadFile(CountingDoFn):
                 n += 1
                 self.counts.inc("records_read")
                 yield rec
+        except InputError as e:
+            self.counts.inc(e.reason)
+            log.warning("%s", e)
         except Exception as e:  # one unreadable file never stops the job
             self.counts.inc("read_drop_unreadable_file")
             log.warning("%s: stopped reading after %d records (%s: %s)", path, n, type(e).__name__, e)
@@ -340,6 +589,7 @@ class ReadInputs(beam.PTransform):
 
     def expand(self, pbegin):
         files = expand_globs(self.patterns)
+        check_inputs(files)  # an input it cannot read is an error before the job starts
         return (pbegin
                 | "ListFiles" >> beam.Create(files)
                 | "SpreadFiles" >> beam.Reshuffle()

@@ -31,3 +31,31 @@ def test_wrong_declaration_falls_back():
     sjis = "<p>日本語のテキストです。これは長めの文です。</p>".encode("shift_jis")
     text, how = decode_html(sjis, None)
     assert "日本語" in text and how.startswith("dammit:")
+
+
+def test_content_encodings_bounded_and_named():
+    import gzip
+    import zlib
+
+    import brotli
+    import pytest
+    import zstandard
+
+    from pipeline.decode import ContentEncodingError, decode_content_encoding
+
+    page = list(iter_records(str(WARCS / "resiliparse-warcfile.warc.gz")))[0].body
+    for coding, data in (("br", brotli.compress(page)), ("zstd", zstandard.ZstdCompressor().compress(page)),
+                         ("gzip", gzip.compress(page)), ("deflate", zlib.compress(page)),
+                         ("deflate", zlib.compress(page)[2:-4]),  # raw deflate, as many servers send
+                         ("gzip, br", brotli.compress(gzip.compress(page)))):
+        assert decode_content_encoding(data, coding, 10_000_000) == (page, False), coding
+    # 1 GiB of zeros in a 1.6 KB brotli body: refused at the cap, not inflated
+    bomb = brotli.compress(b"\0" * (1 << 30), quality=1)
+    with pytest.raises(ContentEncodingError, match="exceeds 1000000 bytes once br-decoded") as e:
+        decode_content_encoding(bomb, "br", 1_000_000)
+    assert e.value.reason == "body_too_large"
+    with pytest.raises(ContentEncodingError, match="'compress' is not supported"):
+        decode_content_encoding(page, "compress", 10_000_000)
+    # a gzip body cut short (crawlers truncate long payloads) gives what it holds
+    cut, _ = decode_content_encoding(gzip.compress(page)[:2000], "gzip", 10_000_000)
+    assert 0 < len(cut) < len(page) and page.startswith(cut)

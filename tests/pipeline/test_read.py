@@ -94,3 +94,181 @@ def test_read_inputs_transform_over_globs():
                 | beam.Map(lambda r: (r.url, r.source.rsplit("/", 1)[-1])))
         assert_that(urls, equal_to([("https://an.wikipedia.org/wiki/Escopete", "whirlwind.warc.gz"),
                                     ("http://www.iana.org/", "warcio-iana-chunked.warc")]))
+
+
+# ---------------------------------------------------------------- ARC, whole-file compression, codings
+
+import pytest  # noqa: E402
+
+from pipeline.read import InputError, check_inputs  # noqa: E402
+from tests.helpers.archives import recompress_whole, reencode_bodies, warc_to_arc  # noqa: E402
+
+CC = WARCS / "resiliparse-warcfile.warc.gz"
+
+
+@pytest.fixture(scope="module")
+def reference():
+    return list(iter_records(str(CC)))
+
+
+@pytest.mark.parametrize("name", ["cc.arc", "cc.arc.gz"])
+def test_arc_records_keep_url_and_body(tmp_path, reference, name):
+    path = tmp_path / name
+    assert warc_to_arc(CC, path) == 16
+    t = Tally()
+    recs = list(iter_records(str(path), t))
+    assert t.c == {}
+    assert [r.url for r in recs] == [r.url for r in reference]
+    assert [r.body for r in recs] == [r.body for r in reference]
+    assert [r.charset for r in recs] == [r.charset for r in reference]
+    assert len({r.offset for r in recs}) == 16 and all(r.url for r in recs)
+
+
+def test_arc_pages_find_their_archived_images(tmp_path):
+    """The bundled sample (real pages + their real photos) as ARC: every page has
+    its own URL (so its own key) and its images resolve to archived copies."""
+    from pipeline.documents import candidate_document, image_requests, media_key
+    from pipeline.extract import ExtractConfig
+    from pipeline.filters import FilterConfig, LangId
+    from pipeline.sample import build_sample
+
+    warc = tmp_path / "sample.warc.gz"
+    build_sample(str(warc), max_pages=6)
+    arc = tmp_path / "sample.arc.gz"
+    warc_to_arc(warc, arc)
+    langid = LangId().load()
+
+    def read(path):
+        recs = list(iter_records(str(path)))
+        pages = [r for r in recs if r.is_html]
+        docs = [candidate_document(r, FilterConfig(), ExtractConfig(), langid).value for r in pages]
+        return pages, {media_key(r.url) for r in recs if r.is_media}, [d for d in docs if d]
+
+    pages, media, docs = read(arc)
+    assert len(pages) == 6 and len({r.url for r in pages}) == 6 and media
+    assert len({d["key"] for d in docs}) == len(docs) >= 2
+    wanted = [k for d in docs for k, _ in image_requests(d)]
+    assert wanted and all(k in media for k in wanted)
+    _, warc_media, warc_docs = read(warc)
+    assert media == warc_media and [d["key"] for d in docs] == [d["key"] for d in warc_docs]
+
+
+@pytest.mark.parametrize("kind,suffix", [("gzip", "gz"), ("bz2", "bz2"), ("xz", "xz"), ("zstd", "zst")])
+def test_whole_file_compressed_warc_is_streamed(tmp_path, reference, kind, suffix):
+    path = tmp_path / f"cc.warc.{suffix}"
+    recompress_whole(CC, path, kind)
+    t = Tally()
+    recs = list(iter_records(str(path), t))
+    assert t.c == {"read_files_stream_compressed": 1}
+    assert [(r.url, r.body) for r in recs] == [(r.url, r.body) for r in reference]
+
+
+@pytest.mark.parametrize("kind", ["gzip", "zstd"])
+def test_damaged_record_inside_a_compressed_stream_resumes_like_plain(tmp_path, kind):
+    import zlib
+
+    def plain(name):  # the clipped file's gzip ends early: take what it holds
+        data, out = (WARCS / name).read_bytes(), b""
+        while data:
+            d = zlib.decompressobj(31)
+            out += d.decompress(data)
+            data = d.unused_data
+        return out
+    raw = tmp_path / "mixed.warc"
+    raw.write_bytes(b"".join(plain(n) for n in ("whirlwind.warc.gz", "resiliparse-clipped.warc.gz",
+                                                "resiliparse-warcfile.warc.gz")))
+    t_plain, t_stream = Tally(), Tally()
+    ref = [r.url for r in iter_records(str(raw), t_plain)]
+    packed = tmp_path / "mixed.warc.z"
+    recompress_whole(raw, packed, kind)
+    packed = packed.rename(tmp_path / ("mixed.warc.gz" if kind == "gzip" else "mixed.warc.zst"))
+    got = [r.url for r in iter_records(str(packed), t_stream)]
+    assert got == ref and len(got) == 16
+    assert t_stream.c == t_plain.c + Counter({"read_files_stream_compressed": 1})
+    assert t_plain.c["read_drop_malformed_record"] == 1
+
+
+def test_iipc_zstd_with_dictionary_frame(tmp_path, reference):
+    """warc.zst as the IIPC spec lays it out: a skippable frame with the
+    dictionary, then one zstd frame per record compressed with it."""
+    import gzip as gz
+    import zstandard
+
+    members, data = [], CC.read_bytes()
+    import zlib
+    while data:
+        d = zlib.decompressobj(31)
+        members.append(d.decompress(data))
+        data = d.unused_data
+    dict_data = zstandard.ZstdCompressionDict(members[1][:4096], dict_type=zstandard.DICT_TYPE_RAWCONTENT)
+    cctx = zstandard.ZstdCompressor(dict_data=dict_data)
+    raw = dict_data.as_bytes()
+    out = b"\x5d\x2a\x4d\x18" + len(raw).to_bytes(4, "little") + raw
+    out += b"".join(cctx.compress(m) for m in members)
+    path = tmp_path / "cc.warc.zst"
+    path.write_bytes(out)
+    assert gz.decompress(CC.read_bytes()) == b"".join(members)
+    recs = list(iter_records(str(path)))
+    assert [(r.url, r.body) for r in recs] == [(r.url, r.body) for r in reference]
+
+
+def test_unreadable_compressions_are_refused_by_name_and_by_content(tmp_path):
+    with pytest.raises(ValueError, match=r"x\.warc\.lz4: lz4-compressed input is not supported"):
+        input_format("x.warc.lz4")
+    lz4ish = tmp_path / "y.warc.gz"       # named gzip, is lz4
+    lz4ish.write_bytes(b"\x04\x22\x4d\x18" + b"\0" * 100)
+    with pytest.raises(InputError, match=r"y\.warc\.gz: lz4-compressed archive is not supported") as e:
+        list(iter_records(str(lz4ish)))
+    assert e.value.reason == "read_drop_unsupported_compression"
+    bad = tmp_path / "z.warc.lz4"
+    bad.write_bytes(b"")
+    with pytest.raises(ValueError, match="z.warc.lz4"):
+        check_inputs([str(CC), str(bad)])
+    with pytest.raises(ValueError, match="z.warc.lz4"):
+        with TestPipeline() as p:
+            p | ReadInputs([str(bad)])
+
+
+@pytest.mark.parametrize("coding", ["br", "zstd", "gzip"])
+def test_content_encoded_bodies_are_decoded(tmp_path, reference, coding):
+    path = tmp_path / f"{coding}.warc.gz"
+    assert reencode_bodies(CC, path, coding) == 16
+    t = Tally()
+    recs = list(iter_records(str(path), t))
+    assert t.c == {}
+    assert [(r.url, r.body) for r in recs] == [(r.url, r.body) for r in reference]
+
+
+def _one_record_warc(path, body: bytes, coding: str):
+    import io
+
+    from warcio.statusandheaders import StatusAndHeaders
+    from warcio.warcwriter import WARCWriter
+
+    with open(path, "wb") as fh:
+        w = WARCWriter(fh, gzip=True)
+        http = StatusAndHeaders("200 OK", [("Content-Type", "text/html; charset=utf-8"),
+                                           ("Content-Encoding", coding)], protocol="HTTP/1.1")
+        w.write_record(w.create_warc_record("https://a.example/", "response",
+                                            payload=io.BytesIO(body), http_headers=http))
+
+
+def test_undecodable_bodies_are_counted_by_their_own_reason(tmp_path, reference):
+    from tests.helpers.archives import encode
+
+    page = reference[0].body
+    cases = {"compress": (page, "read_drop_unsupported_content_encoding"),
+             "br": (encode(page, "br")[:40] + b"\xff" * 200, "read_drop_bad_content_encoding"),
+             "zstd": (b"\x28\xb5\x2f\xfd" + b"\xff" * 200, "read_drop_bad_content_encoding")}
+    for coding, (body, reason) in cases.items():
+        path = tmp_path / f"{coding}.warc.gz"
+        _one_record_warc(path, body, coding)
+        t = Tally()
+        assert list(iter_records(str(path), t)) == []
+        assert t.c == {reason: 1}, coding
+    # stored decoded under a br label (some archivers do): read as it is, and counted
+    path = tmp_path / "mislabelled.warc.gz"
+    _one_record_warc(path, page, "br")
+    t = Tally()
+    assert [r.body for r in iter_records(str(path), t)] == [page]
+    assert t.c == {"read_content_encoding_not_applied": 1}
