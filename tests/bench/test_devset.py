@@ -19,4 +19,4 @@ def test_every_dev_page_loads_with_its_reference():
 def test_f1_counts_unspaced_scripts_per_character():
     assert tokens("梁振英 Hello, world! ภาษา 한국어") == Counter(
         ["梁", "振", "英", "hello", "world", "ภ", "า", "ษ", "า", "한국어"])
-    assert f1(tokens("梁振英道歉"), tokens("梁振英")) == 0.75
+    assert round(f1(tokens("梁振英道歉"), tokens("梁振英")), 9) == 0.75  # p 3/5, r 1
