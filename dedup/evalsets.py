@@ -2,7 +2,13 @@
 
 Every loader maps its files to :class:`EvalItem` s - one per eval *image or
 clip* (the unit dedup removes), carrying the texts (captions, questions) and
-URLs attached to it.  Media files come from a local directory the user points
+URLs attached to it, and its ``records``: what few-shot evaluation (eval/)
+needs from the same files, one dict per query on that image or clip
+(``id`` always; then by format ``captions``, ``question``, ``answers`` (every
+human answer), ``candidates`` + ``answer`` (index), ``options`` + ``gt_index``
++ ``relevance``, ``label``, ``class_name``, ``text``, ``start`` / ``end``
+seconds of a clip window). dedup ignores the records; eval reads nothing
+else, so each published format is parsed here only.  Media files come from a local directory the user points
 at; :func:`load_eval_set` resolves each item's media there and fails with the
 list of what is missing.
 
@@ -11,7 +17,8 @@ Registered names (``EVAL_SETS``) and the files each takes, in any order:
 =============  ======  ===================================================================
 name           media   annotation files
 =============  ======  ===================================================================
-coco_captions  image   captions_*.json (COCO format) or a COCO results list [{image_id, caption}]
+coco_captions  image   captions_*.json (COCO format), dataset_coco.json (Karpathy split) or a
+                       COCO results list [{image_id, caption}]
 nocaps         image   nocaps_*_captions.json (COCO format)
 vqav2, okvqa   image   *questions*.json and/or *annotations*.json (VQA format)
 textvqa        image   TextVQA_0.5.1_*.json
@@ -19,9 +26,10 @@ textcaps       image   TextCaps_0.1_*.json
 vizwiz         image   val.json / test.json (VizWiz VQA)
 flickr30k      image   dataset_flickr30k.json (Karpathy split)
 hatefulmemes   image   dev_seen.jsonl, test_unseen.jsonl, ...
-visdial        image   visdial_1.0_val.json
-imagenet       image   (none: the media dir is a folder of class folders)
+visdial        image   visdial_1.0_val.json [+ visdial_1.0_val_dense_annotations.json]
+imagenet       image   (none: the media dir is a folder of class folders) [+ LOC_synset_mapping.txt]
 msrvtt         video   MSRVTT 1k-A csv: key;vid_key;video_id;sentence
+msrvtt_qa      video   MSRVTT-QA *_qa.json: [{answer, id, question, video_id}]
 msvd           video   MSVD-QA *_qa.json + youtube_mapping.txt
 vatex          video   vatex_*.json
 youcook2       video   youcookii_annotations_trainval.json
@@ -40,7 +48,7 @@ import json
 import os
 import re
 from collections import OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
@@ -61,10 +69,12 @@ class EvalItem:
     texts: tuple[str, ...] = ()
     urls: tuple[str, ...] = ()
     kind: str = "image"          # "image" | "video"
+    # The queries on this image/clip, for evaluation (see the module docstring).
+    records: tuple[dict, ...] = field(default=(), compare=False, hash=False, repr=False)
 
 
 class _Builder:
-    """Collects texts/urls per item id in first-seen order."""
+    """Collects texts/urls/records per item id in first-seen order."""
 
     def __init__(self, eval_set: str, kind: str):
         self.eval_set, self.kind = eval_set, kind
@@ -72,7 +82,7 @@ class _Builder:
 
     def add(self, split: str, item_id, media=None, texts=(), urls=()):
         key = (split, str(item_id))
-        it = self.items.setdefault(key, {"media": None, "texts": [], "urls": []})
+        it = self.items.setdefault(key, {"media": None, "texts": [], "urls": [], "records": OrderedDict()})
         if media and not it["media"]:
             it["media"] = media
         for t in texts:
@@ -81,10 +91,20 @@ class _Builder:
         for u in urls:
             if u and u not in it["urls"]:
                 it["urls"].append(u)
+        return it
+
+    def record(self, split: str, item_id, record_id, *, add_caption: str | None = None, **fields):
+        """Merge ``fields`` into the item's record ``record_id`` (a question's text and
+        its answers may come from two files); ``add_caption`` is appended to its captions."""
+        it = self.items[(split, str(item_id))]
+        rec = it["records"].setdefault(str(record_id), {"id": str(record_id)})
+        rec.update(fields)
+        if add_caption is not None:
+            rec.setdefault("captions", []).append(add_caption)
 
     def build(self) -> list[EvalItem]:
         return [EvalItem(self.eval_set, split, iid, it["media"], tuple(it["texts"]),
-                         tuple(it["urls"]), self.kind)
+                         tuple(it["urls"]), self.kind, tuple(it["records"].values()))
                 for (split, iid), it in self.items.items()]
 
 
@@ -134,6 +154,10 @@ def load_coco_captions(files, eval_set="coco_captions"):
             for i, rec in enumerate(data):
                 _need(rec, ("image_id", "caption"), path, f"record {i}")
                 b.add(split, rec["image_id"], _coco_file_name(split, rec["image_id"]), [rec["caption"]])
+                b.record(split, rec["image_id"], rec["image_id"], add_caption=rec["caption"])
+            continue
+        if isinstance(data, dict) and "images" in data and "annotations" not in data:
+            _load_karpathy(b, path, data)   # dataset_coco.json: splits per image
             continue
         _need(data, ("images", "annotations"), path, "top level")
         for i, im in enumerate(data["images"]):
@@ -142,6 +166,7 @@ def load_coco_captions(files, eval_set="coco_captions"):
         for i, ann in enumerate(data["annotations"]):
             _need(ann, ("image_id", "caption"), path, f"annotations[{i}]")
             b.add(split, ann["image_id"], _coco_file_name(split, ann["image_id"]), [ann["caption"]])
+            b.record(split, ann["image_id"], ann["image_id"], add_caption=ann["caption"])
     return b.build()
 
 
@@ -158,10 +183,14 @@ def _load_vqa(files, eval_set):
             for i, q in enumerate(data["questions"]):
                 _need(q, ("image_id", "question", "question_id"), path, f"questions[{i}]")
                 b.add(split, q["image_id"], _coco_file_name(split, q["image_id"]), [q["question"]])
+                b.record(split, q["image_id"], q["question_id"], question=q["question"])
         elif "annotations" in data:
             for i, a in enumerate(data["annotations"]):
                 _need(a, ("image_id", "question_id"), path, f"annotations[{i}]")
                 b.add(split, a["image_id"], _coco_file_name(split, a["image_id"]))
+                extra = {k: a[k] for k in ("answer_type", "question_type", "multiple_choice_answer") if k in a}
+                b.record(split, a["image_id"], a["question_id"],
+                         answers=[ans["answer"] for ans in a.get("answers", [])], **extra)
         else:
             raise EvalSetError(f"{path}: neither a VQA questions file (key 'questions') "
                                f"nor an annotations file (key 'annotations')")
@@ -187,6 +216,11 @@ def _load_textvqa_like(files, eval_set, text_field):
             media = os.path.basename(rec.get("image_path") or f"{rec['image_id']}.jpg")
             b.add(split, rec["image_id"], media, [rec[text_field]],
                   (rec.get("flickr_original_url"), rec.get("flickr_300k_url")))
+            if text_field == "question":
+                b.record(split, rec["image_id"], rec.get("question_id", i), question=rec["question"],
+                         answers=list(rec.get("answers", [])))
+            else:
+                b.record(split, rec["image_id"], rec["image_id"], add_caption=rec[text_field])
     return b.build()
 
 
@@ -208,18 +242,29 @@ def load_vizwiz(files):
         for i, rec in enumerate(data):
             _need(rec, ("image", "question"), path, f"record {i}")
             b.add(split, Path(rec["image"]).stem, rec["image"], [rec["question"]])
+            b.record(split, Path(rec["image"]).stem, Path(rec["image"]).stem, question=rec["question"],
+                     answers=[a["answer"] for a in rec.get("answers", [])],
+                     **({"answerable": rec["answerable"]} if "answerable" in rec else {}))
     return b.build()
+
+
+def _load_karpathy(b: _Builder, path: Path, data: dict) -> None:
+    """Karpathy's dataset_{coco,flickr30k}.json: per image a split and its sentences."""
+    _need(data, ("images",), path, "top level")
+    for i, im in enumerate(data["images"]):
+        _need(im, ("filename", "split", "sentences"), path, f"images[{i}]")
+        sentences = [s.get("raw") or " ".join(s.get("tokens", [])) for s in im["sentences"]]
+        media = f"{im['filepath']}/{im['filename']}" if im.get("filepath") else im["filename"]
+        iid = im.get("cocoid", Path(im["filename"]).stem)
+        b.add(im["split"], iid, media, sentences)
+        for sent in sentences:
+            b.record(im["split"], iid, iid, add_caption=sent)
 
 
 def load_flickr30k(files):
     b = _Builder("flickr30k", "image")
     for path in files:
-        data = _read_json(path)
-        _need(data, ("images",), path, "top level")
-        for i, im in enumerate(data["images"]):
-            _need(im, ("filename", "split", "sentences"), path, f"images[{i}]")
-            b.add(im["split"], Path(im["filename"]).stem, im["filename"],
-                  [s.get("raw") or " ".join(s.get("tokens", [])) for s in im["sentences"]])
+        _load_karpathy(b, path, _read_json(path))
     return b.build()
 
 
@@ -238,35 +283,83 @@ def load_hatefulmemes(files):
                     raise EvalSetError(f"{path}:{lineno}: not valid JSON: {e.msg}") from None
                 _need(rec, ("id", "img"), path, f"line {lineno}")
                 b.add(split, rec["id"], rec["img"], [rec.get("text", "")])
+                b.record(split, rec["id"], rec["id"], text=rec.get("text", ""), label=rec.get("label"))
     return b.build()
 
 
 def load_visdial(files):
+    """VisDial v1.0 dialogs; a ``*dense_annotations*.json`` list adds each round's
+    100 graded relevances (what NDCG is computed from)."""
     b = _Builder("visdial", "image")
-    for path in files:
+    dense_files = [p for p in files if "dense" in Path(p).stem]
+    for path in [p for p in files if p not in dense_files]:
         data = _read_json(path)
         _need(data, ("split", "data"), path, "top level")
         split = data["split"]
         d = data["data"]
         _need(d, ("dialogs", "questions"), path, "data")
+        answers = d.get("answers", [])
         for i, dlg in enumerate(d["dialogs"]):
             _need(dlg, ("image_id", "dialog"), path, f"data.dialogs[{i}]")
             qs = [d["questions"][turn["question"]] for turn in dlg["dialog"] if "question" in turn]
             b.add(split, dlg["image_id"], f"VisualDialog_{split}_{int(dlg['image_id']):012d}.jpg",
                   [dlg.get("caption", "")] + qs)
+            history = []
+            for r, turn in enumerate(dlg["dialog"], 1):
+                if "question" not in turn:
+                    continue
+                q = d["questions"][turn["question"]]
+                a = answers[turn["answer"]] if "answer" in turn and turn["answer"] < len(answers) else None
+                rec = {"caption": dlg.get("caption", ""), "round": r, "history": list(history), "question": q}
+                if "answer_options" in turn:
+                    rec["options"] = [answers[k] for k in turn["answer_options"]]
+                if "gt_index" in turn:
+                    rec["gt_index"] = turn["gt_index"]
+                b.record(split, dlg["image_id"], f"{dlg['image_id']}_{r}", **rec)
+                history.append((q, a))
+    for path in dense_files:
+        data = _read_json(path)
+        if not isinstance(data, list):
+            raise EvalSetError(f"{path}: VisDial dense annotations are a JSON list of records")
+        by_image = {iid: key for key in b.items for iid in [key[1]]}
+        for i, rec in enumerate(data):
+            _need(rec, ("image_id", "round_id", "gt_relevance"), path, f"record {i}")
+            key = by_image.get(str(rec["image_id"]))
+            if key is None:
+                raise EvalSetError(f"{path}: record {i}: image_id {rec['image_id']} is in no dialog file given")
+            b.record(key[0], key[1], f"{rec['image_id']}_{rec['round_id']}",
+                     relevance=[float(x) for x in rec["gt_relevance"]])
     return b.build()
 
 
-def load_imagenet_folder(media_dir: Path, split: str = "val") -> list[EvalItem]:
-    """A folder of class folders (``val/n01440764/ILSVRC2012_val_00000293.JPEG``)."""
+def load_synset_mapping(path: Path) -> dict[str, str]:
+    """ImageNet's LOC_synset_mapping.txt: ``n01440764 tench, Tinca tinca`` -> {wnid: "tench"}
+    (the first of the comma-separated names, as CLIP / OpenFlamingo prompts use)."""
+    out = {}
+    for lineno, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        wnid, _, names = line.strip().partition(" ")
+        if not re.fullmatch(r"n\d{8}", wnid) or not names:
+            raise EvalSetError(f"{path}:{lineno}: expected 'nXXXXXXXX name[, name...]'")
+        out[wnid] = names.split(",")[0].strip()
+    return out
+
+
+def load_imagenet_folder(media_dir: Path, split: str = "val",
+                         class_names: dict[str, str] | None = None) -> list[EvalItem]:
+    """A folder of class folders (``val/n01440764/ILSVRC2012_val_00000293.JPEG``); the
+    class name is ``class_names[folder]`` (from :func:`load_synset_mapping`) or the folder name."""
     b = _Builder("imagenet", "image")
     classes = sorted(p for p in Path(media_dir).iterdir() if p.is_dir())
     if not classes:
         raise EvalSetError(f"{media_dir}: expected a folder of class folders, found none")
     for cdir in classes:
+        name = (class_names or {}).get(cdir.name, cdir.name.replace("_", " "))
         for f in sorted(cdir.iterdir()):
             if f.suffix.lower() in IMAGE_EXTS:
                 b.add(split, f.stem, f"{cdir.name}/{f.name}", [])
+                b.record(split, f.stem, f.stem, label=cdir.name, class_name=name)
     return b.build()
 
 
@@ -280,6 +373,23 @@ def load_msrvtt(files):
         for i, row in enumerate(_read_csv(path)):
             _need(row, ("video_id", "sentence"), path, f"row {i + 2}")
             b.add(split, row["video_id"], row["video_id"], [row["sentence"]])
+            b.record(split, row["video_id"], row["video_id"], add_caption=row["sentence"])
+    return b.build()
+
+
+def load_msrvtt_qa(files):
+    """MSRVTT-QA (Xu et al. 2017) {train,val,test}_qa.json; video_id N is clip ``videoN``."""
+    b = _Builder("msrvtt_qa", "video")
+    for path in files:
+        split = _split_from_name(path, "test")
+        data = _read_json(path)
+        if not isinstance(data, list):
+            raise EvalSetError(f"{path}: MSRVTT-QA annotations are a JSON list of records")
+        for i, rec in enumerate(data):
+            _need(rec, ("video_id", "question", "answer"), path, f"record {i}")
+            vid = f"video{rec['video_id']}"
+            b.add(split, vid, vid, [rec["question"]])
+            b.record(split, vid, rec.get("id", i), question=rec["question"], answers=[rec["answer"]])
     return b.build()
 
 
@@ -307,6 +417,8 @@ def load_msvd(files):
                 raise EvalSetError(f"{path}: record {i}: video_id {rec['video_id']} not in the mapping")
             clip = vid2clip[vid]
             b.add(split, clip, clip, [rec["question"]])
+            if "answer" in rec:
+                b.record(split, clip, rec.get("id", i), question=rec["question"], answers=[rec["answer"]])
     return b.build()
 
 
@@ -317,6 +429,8 @@ def load_vatex(files):
         for i, rec in enumerate(_read_json(path)):
             _need(rec, ("videoID",), path, f"record {i}")
             b.add(split, rec["videoID"], rec["videoID"], rec.get("enCap", []))
+            for cap in rec.get("enCap", []):
+                b.record(split, rec["videoID"], rec["videoID"], add_caption=cap)
     return b.build()
 
 
@@ -329,6 +443,10 @@ def load_youcook2(files):
             _need(rec, ("subset", "annotations"), path, f"database[{vid!r}]")
             b.add(rec["subset"], vid, vid, [a["sentence"] for a in rec["annotations"]],
                   [rec.get("video_url")])
+            for a in rec["annotations"]:   # one captioning query per annotated segment
+                start, end = a["segment"]
+                b.record(rec["subset"], vid, f"{vid}_{a.get('id')}", add_caption=a["sentence"],
+                         start=float(start), end=float(end))
     return b.build()
 
 
@@ -344,6 +462,13 @@ def load_nextqa(files):
         for i, row in enumerate(_read_csv(path, ",")):
             _need(row, ("video", "question", "qid"), path, f"row {i + 2}")
             b.add(split, row["video"], vid_map.get(row["video"], row["video"]), [row["question"]])
+            cands = [row[f"a{k}"] for k in range(5) if row.get(f"a{k}") not in (None, "")]
+            rec = {"question": row["question"], "candidates": cands}
+            if row.get("answer", "") != "":
+                rec["answer"] = int(row["answer"])
+            if row.get("type"):
+                rec["type"] = row["type"]
+            b.record(split, row["video"], f"{row['video']}_{row['qid']}", **rec)
     return b.build()
 
 
@@ -353,8 +478,10 @@ def load_ivqa(files):
         split = _split_from_name(path, "test")
         for i, row in enumerate(_read_csv(path, ",")):
             _need(row, ("video_id", "start", "end", "question"), path, f"row {i + 2}")
-            b.add(split, f"{row['video_id']}_{row['start']}_{row['end']}", row["video_id"],
-                  [row["question"]])
+            iid = f"{row['video_id']}_{row['start']}_{row['end']}"
+            b.add(split, iid, row["video_id"], [row["question"]])
+            b.record(split, iid, iid, question=row["question"], start=float(row["start"]), end=float(row["end"]),
+                     answers=[row[f"answer{k}"] for k in range(1, 6) if row.get(f"answer{k}")])
     return b.build()
 
 
@@ -365,6 +492,13 @@ def load_star(files):
         for i, rec in enumerate(_read_json(path)):
             _need(rec, ("question_id", "question", "video_id"), path, f"record {i}")
             b.add(split, rec["video_id"], rec["video_id"], [rec["question"]])
+            cands = [c["choice"] for c in rec.get("choices", [])]
+            out = {"question": rec["question"], "candidates": cands}
+            if "answer" in rec and rec["answer"] in cands:
+                out["answer"] = cands.index(rec["answer"])
+            if "start" in rec and "end" in rec:
+                out.update(start=float(rec["start"]), end=float(rec["end"]))
+            b.record(split, rec["video_id"], rec["question_id"], **out)
     return b.build()
 
 
@@ -383,7 +517,10 @@ def load_kinetics(files):
         for i, row in enumerate(_read_csv(path, ",")):
             _need(row, ("youtube_id", "time_start", "time_end"), path, f"row {i + 2}")
             clip = f"{row['youtube_id']}_{int(float(row['time_start'])):06d}_{int(float(row['time_end'])):06d}"
-            b.add(row.get("split") or _split_from_name(path, "val"), clip, clip)
+            split = row.get("split") or _split_from_name(path, "val")
+            b.add(split, clip, clip)
+            if row.get("label"):
+                b.record(split, clip, clip, label=row["label"], class_name=row["label"])
     return b.build()
 
 
@@ -408,9 +545,10 @@ EVAL_SETS: dict[str, EvalSetSpec] = {
     "vizwiz": EvalSetSpec(load_vizwiz, "image", "val.json"),
     "flickr30k": EvalSetSpec(load_flickr30k, "image", "dataset_flickr30k.json (Karpathy)"),
     "hatefulmemes": EvalSetSpec(load_hatefulmemes, "image", "dev_seen.jsonl / test_unseen.jsonl"),
-    "visdial": EvalSetSpec(load_visdial, "image", "visdial_1.0_val.json"),
+    "visdial": EvalSetSpec(load_visdial, "image", "visdial_1.0_val.json [+ visdial_1.0_val_dense_annotations.json]"),
     "imagenet": EvalSetSpec(None, "image", "no annotation file: a folder of class folders", needs_files=False),
     "msrvtt": EvalSetSpec(load_msrvtt, "video", "MSRVTT 1k-A test csv"),
+    "msrvtt_qa": EvalSetSpec(load_msrvtt_qa, "video", "MSRVTT-QA test_qa.json"),
     "msvd": EvalSetSpec(load_msvd, "video", "MSVD-QA test_qa.json and youtube_mapping.txt"),
     "vatex": EvalSetSpec(load_vatex, "video", "vatex_validation_v1.0.json"),
     "youcook2": EvalSetSpec(load_youcook2, "video", "youcookii_annotations_trainval.json"),
@@ -444,8 +582,8 @@ def parse_eval_arg(arg: str) -> EvalSource:
     files_part, sep, media = rest.rpartition(":")
     if not sep:
         files_part, media = rest, ""
-    if not EVAL_SETS[name].needs_files:   # imagenet=DIR (or imagenet=:DIR)
-        files_part, media = "", media or files_part
+    if not EVAL_SETS[name].needs_files and not sep:   # imagenet=DIR; imagenet=MAPPING.txt:DIR
+        files_part, media = "", files_part
     files = [Path(f) for f in files_part.split(",") if f]
     return EvalSource(name, files, Path(media) if media else None, split or None)
 
@@ -478,7 +616,10 @@ def load_eval_set(src: EvalSource, require_media: bool = True) -> list[EvalItem]
     if problems:
         raise EvalSetError(f"eval set {src.name!r}: " + "; ".join(problems))
     if spec.loader is None:
-        items = load_imagenet_folder(src.media_dir, src.split or "val")
+        names = {}
+        for f in src.files:   # optional LOC_synset_mapping.txt
+            names.update(load_synset_mapping(f))
+        items = load_imagenet_folder(src.media_dir, src.split or "val", names or None)
     else:
         items = spec.loader(src.files)
     if src.split:
@@ -509,10 +650,10 @@ def resolve_media(items: list[EvalItem], media_dir: Path, strict: bool = True) -
                               else it.media)
             if rel is None:
                 missing.append(it)
-                out.append(EvalItem(it.eval_set, it.split, it.item_id, None, it.texts, it.urls, it.kind))
+                out.append(replace(it, media=None))
                 continue
             p = media_dir / rel
-        out.append(EvalItem(it.eval_set, it.split, it.item_id, str(p), it.texts, it.urls, it.kind))
+        out.append(replace(it, media=str(p)))
     if missing and strict:
         shown = ", ".join(f"{m.item_id} ({m.media})" for m in missing[:20])
         more = f" and {len(missing) - 20} more" if len(missing) > 20 else ""

@@ -151,7 +151,7 @@ def test_video_sets():
 
 def test_every_registered_set_has_a_loader_test():
     assert set(EVAL_SETS) == {"coco_captions", "nocaps", "vqav2", "okvqa", "textvqa", "textcaps", "vizwiz",
-                              "flickr30k", "hatefulmemes", "visdial", "imagenet", "msrvtt", "msvd", "vatex",
+                              "flickr30k", "hatefulmemes", "visdial", "imagenet", "msrvtt", "msrvtt_qa", "msvd", "vatex",
                               "youcook2", "nextqa", "ivqa", "star", "rareact", "kinetics"}
 
 
