@@ -42,7 +42,7 @@ import lxml.html
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.devset import f1, load_pages, set_names, tokens  # noqa: E402
+from bench.devset import f1, load_pages, set_names, tokens, visible_text  # noqa: E402,F401 (tests import these from here)
 from pipeline import main_content  # noqa: E402
 from pipeline.decode import decode_html  # noqa: E402
 from pipeline.documents import candidate_document  # noqa: E402
