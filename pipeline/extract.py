@@ -8,15 +8,19 @@ page put them). The steps, cheapest first:
    so nesting is capped at 256 levels and a text node at 10 MB: deeply nested
    or giant inputs cannot blow the stack or the memory of a worker);
 2. C-level strips: script/style/noscript/template/svg/iframe/form controls,
-   and the boilerplate tags nav/header/footer/aside/menu/dialog (an
-   <article>'s own <header> stays: title, dek, hero image); forms unless
-   they carry the page's prose (ASP.NET pages wrap the whole body in one);
-   lazy-loading placeholders give way to the real <img> in their <noscript>;
+   and the boilerplate tags nav/header/footer/aside/menu/dialog and forms
+   (an <article>'s own <header> stays: title, dek, hero image) -- unless
+   the element holds most of the page's prose (`_clean`: libxml2's tree is
+   not the browser's where an inner <div> is left open; ASP.NET pages and
+   shops put the content inside a <form>); lazy-loading placeholders give
+   way to the real <img> in their <noscript>;
 3. main-content selection (pipeline.main_content), unless
    `ExtractConfig(main_content=False)`. Its one walk over the body also
    finds the hidden elements (hidden, aria-hidden=true, display:none,
-   visibility:hidden) and the class/id/role-flagged furniture; plus a hero
-   image just before the chosen subtree (`_lead_images`);
+   visibility:hidden), the comment threads (dropped unless
+   `ExtractConfig(keep_comments=True)`, which puts them after the article)
+   and the class/id/role-flagged furniture; plus a hero image just before
+   the chosen subtree (`_lead_images`);
 4. one recursive walk of the kept subtrees emitting text blocks (p, headings,
    li, td, blockquote, pre, dd, figcaption, ... — whitespace-normalised) and
    `ImageRef`s (with main_content=False this walk drops hidden elements).
@@ -72,6 +76,7 @@ class Page:
 @dataclass(frozen=True)
 class ExtractConfig:
     main_content: bool = True  # False: all visible text minus boilerplate tags
+    keep_comments: bool = False  # comment threads follow the article (main_content only)
 
 
 # --- parsing -----------------------------------------------------------------
@@ -171,12 +176,25 @@ def _unwrap_noscript_images(noscripts) -> None:
         ns.addprevious(img)
 
 
-def _clean(root) -> None:
+def _clean(root, body) -> main_content.Prose:
     """Strip what is never article text (C-level, whole subtrees). Hidden
-    elements are left to the walks, which test each element anyway."""
+    elements are left to the walks, which test each element anyway.
+
+    A boilerplate element (nav/header/footer/aside/menu/dialog) or a <form>
+    is kept when it holds most of the page's prose. libxml2 does not build
+    the tree a browser does: `<header><div>logo</header><main>...` leaves the
+    div open, ignores `</header>`, and the whole article lands inside the
+    header (an HTML5 parser closes both). ASP.NET pages wrap the whole body
+    in one <form>, shops put the product's description inside the order
+    form. Returns the page's `Prose` measure for the main-content scorer."""
     found = {"noscript": [], "article": [], "form": []}
-    for el in root.iter("noscript", "article", "form"):  # one C-level pass
-        found[el.tag].append(el)
+    boiler = []
+    for el in root.iter("noscript", "article", "form", *_BOILERPLATE_TAGS):  # one C-level pass
+        lst = found.get(el.tag)
+        if lst is None:
+            boiler.append(el)
+        else:
+            lst.append(el)
     _unwrap_noscript_images(found["noscript"])
     etree.strip_elements(root, *_STRIP_TAGS, with_tail=False)
     # An article's own <header> holds its title, byline and hero image; the
@@ -184,31 +202,16 @@ def _clean(root) -> None:
     for art in found["article"]:
         for h in art.iter("header"):
             h.tag = "div"
-    etree.strip_elements(root, *_BOILERPLATE_TAGS, with_tail=False)
-    for form in found["form"]:
-        if form.getparent() is None or not _attached(form, root):
-            continue  # went with a stripped ancestor
-        # Drop a form unless it holds the page's prose (a whole-page form).
-        if _count_prose(form) < 3:
-            _remove(form)
-
-
-def _attached(el, root) -> bool:
-    for a in el.iterancestors():
-        if a is root:
-            return True
-    return False
-
-
-def _count_prose(el) -> int:
-    n = 0
-    for p in el.iter("p"):
-        t = p.text
-        if t and len(t) > 80:
-            n += 1
-            if n >= 3:
-                break
-    return n
+    prose = main_content.Prose(body)
+    # Outermost first: an element inside a removed one goes with it; one
+    # inside a kept one is judged on its own.
+    for el in boiler + found["form"]:
+        if el.tag in _BOILERPLATE_TAGS or el.tag == "form":
+            if prose.holds_most(el):
+                prose.keep(el)
+            else:
+                _remove(el)
+    return prose
 
 
 # --- metadata ----------------------------------------------------------------
@@ -598,14 +601,16 @@ def _extract(root, url: str, cfg: ExtractConfig, dropped) -> Page:
     body = root.find("body")
     if body is None:
         body = root
-    _clean(root)
+    prose = _clean(root, body)
     skip: set = set()
     parts = [body]
     top = body
     if cfg.main_content:
-        sel = main_content.find_main_content(body)
+        sel = main_content.find_main_content(body, cfg.keep_comments, prose)
         parts, skip, top = sel.parts, sel.skip, sel.top
-    em = _Emitter(base, skip, dropped, check_hidden=not cfg.main_content)
+    # Threads were not walked by the scorer: the emitter finds their hidden parts.
+    em = _Emitter(base, skip, dropped,
+                  check_hidden=not cfg.main_content or cfg.keep_comments)
     if cfg.main_content and top is not body:
         _lead_images(parts, body, em)
     for part in parts:

@@ -275,6 +275,8 @@ def parser() -> argparse.ArgumentParser:
                     help="fetch images not archived in the inputs (default: on)")
     ap.add_argument("--all-text", action="store_true",
                     help="keep all visible text instead of main-content scoring")
+    ap.add_argument("--keep-comments", action="store_true",
+                    help="keep the page's comment threads after the article (default: dropped)")
     ap.add_argument("--quiet", action="store_true", help="no progress line")
     ap.add_argument("--log-file", help="where Beam's and the workers' logs go "
                     "(default: OUTPUT/m3w.log, or the temp folder for remote outputs)")
@@ -305,7 +307,7 @@ def main(argv=None) -> int:
     fetch_cfg = type(fetch_cfg)(**{**as_json(fetch_cfg),
                                    "accept_content_types": fetch_cfg.accept_content_types,
                                    "allow_private_addresses": args.allow_private_addresses})
-    ecfg = ExtractConfig(main_content=not args.all_text)
+    ecfg = ExtractConfig(main_content=not args.all_text, keep_comments=args.keep_comments)
     dcfg = dataclass_from_args(DedupConfig, args, "dedup")
     if dcfg.action not in ("drop", "tag"):
         ap.error(f"--dedup-action must be drop or tag, not {dcfg.action!r}")

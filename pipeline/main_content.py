@@ -12,6 +12,18 @@ siblings with good scores (or plain paragraphs of prose) join it. Inside the
 chosen subtrees, link-heavy or form-like blocks (lists of links, share bars,
 galleries without text) are cut by `clean_conditionally`.
 
+Comment threads (class/id tokens such as comments, commentlist, disqus,
+replies, respond, or schema.org Comment microdata; `is_comment`) are left
+out of every pass: they are not the document's text. `keep_comments=True`
+appends them after the article instead. Only a page whose text is nothing
+but its thread (a forum or Q&A page) gets the thread as its content.
+
+An element flagged unlikely by its class/id/role is not skipped when it is
+on the chain of elements holding most of the page's prose inside a kept
+boilerplate tag (`Prose.keep`): a page whose whole body sits inside
+`<header><div class="header-inner">` (an unclosed inner div; see
+pipeline.extract) is still an article.
+
 Nothing here mutates the tree: elements judged unlikely or cut are returned
 as a *skip set* that the emitter (pipeline.extract) honours. That lets a
 second pass with relaxed rules run on the same tree when the first one found
@@ -26,6 +38,8 @@ from __future__ import annotations
 import collections
 import re
 from dataclasses import dataclass, field
+
+from lxml import etree
 
 # Class/id hints. The lists follow Readability's well-tested vocabularies.
 UNLIKELY = re.compile(
@@ -55,6 +69,8 @@ BLOCK_CHILD = frozenset(
     ("a", "blockquote", "dl", "div", "img", "ol", "p", "pre", "table", "ul",
      "select", "section", "article", "figure", "h1", "h2", "h3", "h4", "h5",
      "h6", "picture"))
+LOOSE_TAGS = frozenset(("span", "font", "b", "strong", "i", "em", "small", "big",
+                        "u", "label", "cite", "q", "abbr", "time", "mark", "sub", "sup"))
 TAG_SCORE = {"div": 5, "article": 5, "main": 5, "pre": 3, "td": 3,
              "blockquote": 3, "address": -3, "ol": -3, "ul": -3, "dl": -3,
              "dd": -3, "dt": -3, "li": -3, "form": -3, "h1": -5, "h2": -5,
@@ -73,6 +89,7 @@ class Measure:
     points: dict = field(default_factory=dict)
     hidden: set = field(default_factory=set)
     unlikely: set = field(default_factory=set)
+    comments: dict = field(default_factory=dict)  # DOM order (outermost first)
 
 
 # The patterns are case-sensitive and applied to lowercased strings: re.I
@@ -80,7 +97,7 @@ class Measure:
 # and the pages of a site, so results are memoised per string.
 _CACHE_MAX = 200_000
 _weight_cache: dict = {}
-_unlikely_cache: dict = {}
+_unlikely_cache: dict = {}  # (class, id) -> hint bits
 
 
 def _hint_weight(s: str) -> int:
@@ -111,7 +128,94 @@ def class_weight(el) -> int:
 
 
 HIDING_ATTRS = frozenset(("style", "hidden", "aria-hidden"))
-HINT_ATTRS = frozenset(("class", "id", "role"))
+HINT_ATTRS = frozenset(("class", "id", "role", "itemtype", "itemprop"))
+
+# Comment threads, told by the words of their class/id tokens (split at
+# spaces, "-" and "_"). A word that names a state or a counter ("has-comments",
+# "comments-open", "comment-count") marks the article, not a thread, and
+# "commentary" is an article genre.
+_COMMENT_WORDS = frozenset((
+    "comment", "comments", "commentlist", "commentslist", "commentlists",
+    "commentthread", "commentsection", "replies", "respond", "disqus", "dsq",
+    "livefyre", "wpdiscuz", "comentarios", "comentario", "kommentare",
+    "kommentar", "commentaires", "commentaire", "commenti", "reacties",
+    "yorumlar", "komentarze", "komentar", "pinglun"))
+_STATE_WORDS = frozenset((
+    "has", "no", "is", "with", "allow", "allowed", "open", "opened", "closed",
+    "enabled", "disabled", "on", "off", "count", "counter", "num", "number"))
+_NOT_COMMENT = ("commentary", "commented", "commentable", "commentator")
+_WORD_SPLIT = re.compile(r"[\s_-]+")
+
+
+def _comment_words(s: str) -> bool:
+    words = _WORD_SPLIT.split(s.lower())
+    if not _STATE_WORDS.isdisjoint(words):
+        return False
+    for w in words:
+        if w in _COMMENT_WORDS or w.endswith("comments") or (
+                w.startswith("comment") and not w.startswith(_NOT_COMMENT)):
+            return True  # also camelCase ids: commentList, userComments
+    return False
+
+
+_TEXT_LEN = etree.XPath("string-length(.)")
+_NONLINK_LEN = etree.XPath(
+    "string-length(normalize-space(.)) - string-length(normalize-space(str:concat(.//a)))",
+    namespaces={"str": "http://exslt.org/strings"})
+PROSE_SHARE = 0.6  # of the page's non-link text: "most of the page's prose"
+PROSE_MIN_CHARS = 200
+# ... and of its raw text (links, whitespace): a cheap first bound. An element
+# holding most of the prose but under a quarter of the raw text would need a
+# page whose text is over 60% links outside it.
+PROSE_RAW_SHARE = 0.25
+
+
+class Prose:
+    """Does an element hold most of the page's prose (non-link text)? Then it
+    is not boilerplate, whatever its tag or class says: a whole-page <form>,
+    or a <header> that swallowed the article because an inner <div> was left
+    open. Measured with C-level XPath string lengths, the page's total once
+    and lazily; an element's raw text length bounds its non-link text, so
+    most elements cost one cheap call."""
+
+    __slots__ = ("body", "_page", "_raw", "kept")
+
+    def __init__(self, body):
+        self.body = body
+        self._page = None
+        self._raw = None
+        self.kept: set = set()  # see keep()
+
+    def page(self) -> float:
+        if self._page is None:
+            self._page = _NONLINK_LEN(self.body)
+        return self._page
+
+    def holds_most(self, el) -> bool:
+        raw = _TEXT_LEN(el)
+        if raw < PROSE_MIN_CHARS:
+            return False
+        if self._raw is None:
+            self._raw = _TEXT_LEN(self.body)
+        if raw < PROSE_RAW_SHARE * self._raw:
+            return False  # the common case, without the costlier link count
+        need = max(PROSE_MIN_CHARS, PROSE_SHARE * self.page())
+        return raw >= need and _NONLINK_LEN(el) >= need
+
+    def keep(self, el) -> None:
+        """`el` (a boilerplate tag) holds most of the prose: it and the chain
+        of its descendants that do too (the inner <div> left open, with a
+        class such as "header-inner") are exempt from the unlikely flags.
+        Only this chain: an element with an unlikely class that holds most
+        of the prose on its own right (a gallery's captions) stays unlikely."""
+        while el is not None:
+            self.kept.add(el)
+            nxt = None
+            for ch in el:
+                if ch.tag.__class__ is str and self.holds_most(ch):
+                    nxt = ch
+                    break
+            el = nxt
 _HIDDEN_STYLE = re.compile(r"display\s*:\s*none|visibility\s*:\s*hidden", re.I)
 
 
@@ -127,51 +231,88 @@ def is_hidden(el) -> bool:
     return bool(style) and bool(_HIDDEN_STYLE.search(style))
 
 
-def is_unlikely(el) -> bool:
-    """Class/id/role mark the element as page furniture (menus, comments,
-    share bars, sidebars...). Memoised on the attribute values."""
-    key = (el.get("class"), el.get("id"), el.get("role"))
-    u = _unlikely_cache.get(key)
-    if u is None:
-        cls, ident, role = key
-        if role and role.strip().lower() in UNLIKELY_ROLES:
-            u = True
-        elif cls or ident:
-            low = f"{cls or ''} {ident or ''}".lower()
-            u = bool(UNLIKELY.search(low)) and not MAYBE.search(low)
-        else:
-            u = False
+COMMENT, UNLIKELY_HINT = 1, 2
+_RARE_HINTS = frozenset(("role", "itemtype", "itemprop"))
+
+
+def _class_id_flags(cls: str | None, ident: str | None) -> int:
+    f = 0
+    if (cls and _comment_words(cls)) or (ident and _comment_words(ident)):
+        f |= COMMENT
+    if cls or ident:
+        low = f"{cls or ''} {ident or ''}".lower()
+        if UNLIKELY.search(low) and not MAYBE.search(low):
+            f |= UNLIKELY_HINT
+    return f
+
+
+def hint_flags(el, keys=None) -> int:
+    """COMMENT | UNLIKELY_HINT bits from the element's attributes.
+    COMMENT: a comment thread or one comment (class/id words such as
+    comments, commentlist, disqus_thread, replies, respond; schema.org
+    Comment microdata). UNLIKELY_HINT: class/id/role mark page furniture
+    (menus, share bars, sidebars...). Memoised on class and id, which
+    repeat across a page and a site; role/itemtype/itemprop are rare."""
+    cls = el.get("class")
+    ident = el.get("id")
+    key = (cls, ident)
+    f = _unlikely_cache.get(key)
+    if f is None:
+        f = _class_id_flags(cls, ident)
         if len(_unlikely_cache) > _CACHE_MAX:
             _unlikely_cache.clear()
-        _unlikely_cache[key] = u
-    return u and el.tag not in _NEVER_UNLIKELY
+        _unlikely_cache[key] = f
+    if not _RARE_HINTS.isdisjoint(keys if keys is not None else el.keys()):
+        role = el.get("role")
+        if role and role.strip().lower() in UNLIKELY_ROLES:
+            f |= UNLIKELY_HINT
+        itemtype = el.get("itemtype") or ""
+        itemprop = (el.get("itemprop") or "").strip().lower()
+        if "schema.org/Comment" in itemtype or "UserComments" in itemtype or \
+                itemprop in ("comment", "comments"):
+            f |= COMMENT
+    return f if el.tag not in _NEVER_UNLIKELY else 0
+
+
+def is_comment(el) -> bool:
+    return bool(hint_flags(el) & COMMENT)
+
+
+def is_unlikely(el) -> bool:
+    return bool(hint_flags(el) & UNLIKELY_HINT)
 
 
 _NEVER_UNLIKELY = frozenset(("a", "body", "html"))
 
 
-def measure(body, skip: set, detect: str = "") -> Measure:
+def measure(body, skip: set, unlikely: bool = False, comments: bool = True,
+            prose: Prose | None = None) -> Measure:
     """One recursive walk: text/link/comma/image counts for every element, and
     the readability points of each paragraph given to its three nearest
     ancestors (passed down as arguments: cheaper than a stack). Depth is
     bounded by the parser (libxml2 caps HTML nesting at 256 without
     huge_tree), well under Python's recursion limit.
 
-    With detect="hidden" the same walk also finds the hidden elements (into
-    m.hidden) and leaves them out; with detect="all" the unlikely ones too
-    (m.unlikely). That saves a separate pass over the tree. `skip` says what
-    else to leave out."""
+    The same walk finds the hidden elements (into m.hidden), the comment
+    threads (m.comments, unless comments=False) and, with unlikely=True, the
+    class/id/role-flagged furniture (m.unlikely; not the chain `prose.kept`
+    that holds the page's prose inside a boilerplate tag), and leaves them
+    out. That saves
+    separate passes over the tree. `skip` says what else to leave out."""
     m = Measure()
-    hidden = m.hidden if detect else None
-    unlikely = m.unlikely
-    hint_unlikely = detect == "all"
+    hidden = m.hidden
+    flagged = m.unlikely
+    found_comments = m.comments if comments else None
+    hint_unlikely = unlikely
     hiding_attrs = HIDING_ATTRS
     hint_attrs = HINT_ATTRS
+    kept = prose.kept if prose is not None else ()
     stats = m.stats
     points = m.points
     score_tags = SCORE_TAGS
     block_child = BLOCK_CHILD
     pget = points.get
+    loose_tags = LOOSE_TAGS
 
     def walk(el, p1, p2, p3):
         tag = el.tag
@@ -189,23 +330,36 @@ def measure(body, skip: set, detect: str = "") -> Measure:
         has_block = False
         for ch in el:
             ctag = ch.tag
-            if hidden is not None and ctag.__class__ is str:
+            if ctag.__class__ is str:
                 keys = ch.keys()
                 if keys:
                     if not hiding_attrs.isdisjoint(keys) and is_hidden(ch):
                         hidden.add(ch)
                         ctag = None
-                    elif hint_unlikely and not hint_attrs.isdisjoint(keys) and is_unlikely(ch):
-                        unlikely.add(ch)
-                        ctag = None
+                    elif not hint_attrs.isdisjoint(keys):
+                        f = hint_flags(ch, keys)
+                        if f:
+                            if f & COMMENT:
+                                if found_comments is not None:
+                                    found_comments[ch] = None
+                                    ctag = None
+                            elif hint_unlikely and not (kept and ch in kept):
+                                flagged.add(ch)
+                                ctag = None
             if ctag.__class__ is str and not (skip and ch in skip):
                 ctl, cll, ccm, cni = walk(ch, el, p1, p2)
                 tl += ctl
                 ll += cll
                 cm += ccm
                 ni += cni
-                if not has_block and ctag in block_child:
+                if ctag in block_child:
                     has_block = True
+                elif ctag in loose_tags:
+                    # Phrasing content (<span>, <font>, <b> ...) between the
+                    # blocks of a div is loose text too: ASP.NET labels,
+                    # <span id="lblBody">text<br>text</span>.
+                    dtl += ctl - cll
+                    dcm += ccm
             tail = ch.tail
             if tail:
                 tail = tail.strip()
@@ -268,22 +422,9 @@ def _ancestors(el, stop):
     return out
 
 
-def select(body, first: Measure | None, strip_unlikely=True, weigh=True,
-           clean=True) -> Selection:
-    """One sieve pass. `first`: the Measure of the first pass (which found
-    the hidden and unlikely elements); None for the first pass itself."""
-    if first is None:
-        m = measure(body, set(), detect="all")
-        skip = m.hidden | m.unlikely
-    elif strip_unlikely:
-        skip = first.hidden | first.unlikely
-        m = measure(body, skip)
-        m.hidden, m.unlikely = first.hidden, first.unlikely
-    else:
-        # Unlikely subtrees come back: find the hidden elements inside them.
-        m = measure(body, set(), detect="hidden")
-        skip = set(m.hidden)
-        m.unlikely = first.unlikely
+def select(body, m: Measure, skip: set, weigh=True, clean=True) -> Selection:
+    """One sieve pass over the statistics of one walk; `skip` (a fresh set,
+    extended here by the conditional cleaning) is what the walk left out."""
     scores = {el: _score(el, m, weigh) for el in m.points}
     ranked = sorted(scores, key=scores.__getitem__, reverse=True)[:N_TOP]
     if not ranked or ranked[0] is body:
@@ -462,20 +603,60 @@ def clean_conditionally(part, m: Measure, scores, skip: set, weigh: bool):
 _NO_STATS = (0, 0, 0, 0)
 
 
-def find_main_content(body) -> Selection:
+FORUM_MAX_CHARS = 100  # under this (a title), a page is its comment thread (forum, Q&A)
+# (strip unlikely, class weights, conditional cleaning): Readability's sieve.
+PASSES = ((True, True, True), (False, True, True), (False, False, True),
+          (False, False, False))
+
+
+def find_main_content(body, keep_comments: bool = False, prose: Prose | None = None) -> Selection:
     """Readability's sieve: strict rules first; if the article is too short,
     retry without removing unlikely candidates, then without class weights,
     then without conditional cleaning; keep the first long enough result, or
-    the longest one. Hidden elements are left out of every pass."""
+    the longest one. Hidden elements and comment threads are left out of
+    every pass; the relaxed passes share one walk. A page with (almost)
+    nothing but a thread gets the thread. keep_comments: the threads outside
+    the article follow it, in page order."""
+    prose = prose if prose is not None else Prose(body)
+    strict = measure(body, set(), unlikely=True, prose=prose)
+    relaxed = None
     best = None
-    first = None
-    for flags in ((True, True, True), (False, True, True), (False, False, True),
-                  (False, False, False)):
-        sel = select(body, first, *flags)
-        if first is None:
-            first = sel.measure
-        if sel.chars >= MIN_ARTICLE_CHARS:
-            return sel
+    for strip_unlikely, weigh, clean in PASSES:
+        if strip_unlikely:
+            m = strict
+            skip = strict.hidden | strict.unlikely | strict.comments.keys()
+        else:
+            if relaxed is None:
+                # Unlikely subtrees come back: find the hidden elements and
+                # threads inside them.
+                relaxed = measure(body, set(strict.comments))
+                relaxed.comments = {**strict.comments, **relaxed.comments}
+            m = relaxed
+            skip = relaxed.hidden | relaxed.comments.keys()
+        sel = select(body, m, skip, weigh, clean)
         if best is None or sel.chars > best.chars:
             best = sel
+        if sel.chars >= MIN_ARTICLE_CHARS:
+            break
+    threads = (relaxed or strict).comments
+    if best.chars < FORUM_MAX_CHARS and threads:
+        m = measure(body, set(), comments=False)
+        sel = select(body, m, set(m.hidden), weigh=False)  # "comment" weighs -25
+        if sel.chars > best.chars:
+            return sel
+    if keep_comments and threads:
+        _add_threads(best, threads)
     return best
+
+
+def _add_threads(sel: Selection, threads: dict) -> None:
+    """The comment threads come back: those inside the article where they
+    are, the others (outermost only) after the article in page order."""
+    sel.skip.difference_update(threads)
+    parts = set(sel.parts)
+    for el in threads:
+        p = el.getparent()
+        while p is not None and p not in parts and p not in threads:
+            p = p.getparent()
+        if p is None:
+            sel.parts.append(el)

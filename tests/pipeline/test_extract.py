@@ -271,3 +271,175 @@ def test_json_lazy_src_msn():
     assert [i.url for i in images(page("msn"))] == [
         "http://img-s-msn-com.akamaized.net/tenant/amp/entityid/AAkk5fh.img"
         "?h=820&w=1456&m=6&q=60&o=f&l=f&x=1162&y=540"]
+
+
+# --- the tree the way a browser builds it; boilerplate that is content -------
+
+WARC = Path(__file__).resolve().parents[1] / "data" / "warc"
+_PARAS = ("The city council voted on Tuesday to expand the bus network, adding three "
+          "routes that connect the northern suburbs to the centre.",
+          "Officials said the new routes would start running in March, and that fares "
+          "would stay the same for at least two years, according to the plan.",
+          "Residents who spoke at the meeting, many of them commuters, welcomed the "
+          "decision but asked for more frequent evening services.")
+_ARTICLE = ("<main><article><h1>Council expands bus network</h1>"
+            + "".join(f"<p>{p}</p>" for p in _PARAS) + "</article></main>")
+
+
+@pytest.mark.parametrize("tag, cls", [("header", "site-header"), ("aside", "sidebar-left"),
+                                      ("nav", "top-nav")])
+def test_boilerplate_tag_left_open_by_an_inner_div_keeps_the_article(tag, cls):
+    # The page closes <header>, but not the <div> inside it. A browser closes
+    # both at </header>; libxml2 ignores </header>, so the rest of the page
+    # lands inside the header (and its "header-inner" div). Stripping the
+    # header as boilerplate used to delete the article: empty output.
+    html = (f'<html><head><title>Council expands bus network</title></head><body>'
+            f'<{tag} class="{cls}"><div class="{tag}-inner menu-wrap"><a href="/"><img src="/logo.png" '
+            f'alt="Daily"></a><ul class="menu"><li><a href="/news">News</a></li>'
+            f'<li><a href="/sport">Sport</a></li></ul></{tag}>'
+            + _ARTICLE +
+            '<aside class="related"><h3>Most read</h3><ul><li><a href="/a">Story A</a></li>'
+            '<li><a href="/b">Story B</a></li></ul></aside>'
+            '<footer><p>© 2026 Daily News. All rights reserved.</p></footer></body></html>')
+    from lxml import etree
+    tree = etree.fromstring(html.encode(), etree.HTMLParser(encoding="utf-8"))
+    assert tree.find(f"body/{tag}/div/main") is not None  # the libxml2 tree of this class
+    p = extract_page(html, "http://example.com/a")
+    assert p.nodes == ["Council expands bus network", *_PARAS]
+    # Without main-content scoring: the boilerplate inside the swallowing
+    # element (the sidebar, the footer) still goes.
+    q = extract_page(html, "http://example.com/a", ExtractConfig(main_content=False))
+    assert [n if isinstance(n, str) else n.url for n in q.nodes] == [
+        "http://example.com/logo.png", "News", "Sport", "Council expands bus network", *_PARAS]
+
+
+def test_whole_page_aspnet_form_is_content():
+    # ASP.NET WebForms wrap the whole body in <form id="aspnetForm">, with the
+    # article's paragraphs written as text broken by <br>, not <p>.
+    html = ('<html><body><form name="aspnetForm" method="post" action="./story.aspx" id="aspnetForm">'
+            '<div><input type="hidden" name="__VIEWSTATE" id="__VIEWSTATE" value="/wEPDwUK" /></div>'
+            '<div id="ctl00_Header"><a href="/">Home</a> | <a href="/news">News</a></div>'
+            '<div id="ctl00_ContentPlaceHolder1_pnlStory"><h1>Council expands bus network</h1>'
+            '<span id="ctl00_ContentPlaceHolder1_lblBody">' + "<br /><br />".join(_PARAS)
+            + '</span></div><div id="ctl00_Footer">Copyright 2026</div></form></body></html>')
+    p = extract_page(html, "http://example.com/story.aspx")
+    assert p.nodes == ["Council expands bus network", " ".join(_PARAS)]
+
+
+def _warc_page(name: str, url: str) -> str:
+    from pipeline.decode import decode_html
+    from pipeline.read import iter_warc
+    for rec in iter_warc(str(WARC / name)):
+        if rec.url == url:
+            return decode_html(rec.body, rec.charset)[0]
+    raise AssertionError(url)
+
+
+def test_shop_order_form_holding_the_description_is_content():
+    # A real ClueWeb09 shop page (EUC-JP): the product's name, price and
+    # description sit inside the order form (<form name="form1"
+    # action="/shop/basket.html">), which used to be dropped with the
+    # page's search and login forms.
+    url = "http://www.uraharajuku.st/shopdetail/001005000005/019/000/order/"
+    html = _warc_page("resiliparse-clueweb-quirk.warc.gz", url)
+    p = extract_page(html, url)
+    t = text(p)
+    assert t == (
+        "アイテム詳細情報\n"
+        "Ａ４ノートサイズのノートパソコンが収納可能なＰＣ対応のブリーフケース、表側にはジップ式"
+        "（入り口はカバー付き）の２つのポケット、サイドには網目の携帯入れ、裏側には大きなジップ式"
+        "ポケット１個、内側には大きめのジップ式ポケットひとつとポケット２つにペン差し用２つと非常に"
+        "機能的で、ビジネスバッグとしてもおすすめ さらにショルダー用のベルトも付いています。\n"
+        "パソコン用の補強のパットやプロテクターは入ってませんので必要な場合には別にお客様のほうで"
+        "購入してください。\n"
+        "（縦２９ｃｍ 横４０ｃｍ 奥行８.５ｃｍ）")
+    assert "パスワード" not in t and "アイテム検索" not in t  # the login and search forms
+
+
+# --- comment threads -------------------------------------------------------------
+
+def test_comment_threads_dropped_by_default_kept_after_the_article_on_request():
+    # ACLU (Drupal): 27 comments under the article, their bodies in
+    # class="comment-content" (which Readability's "content" exception lets
+    # through the unlikely-class rule).
+    default = page("aclu")
+    kept = extract_page(source("aclu"), URL, ExtractConfig(keep_comments=True))
+    assert "Anonymous" not in default.nodes
+    assert not any("Couldn’t I just bloc facebook" in n for n in default.nodes if isinstance(n, str))
+    assert kept.nodes[:len(default.nodes)] == default.nodes  # the article, unchanged, first
+    thread = kept.nodes[len(default.nodes):]
+    assert thread[:4] == ["View comments (27)", "Read the Terms of Use", "Anonymous",
+                          "One valuable reform would be to mandate, under penalty of felony, "
+                          "that anyone that searches your information has to notify you - to "
+                          "include private investigotors screening potential employers to police "
+                          "officers trolling your online profile. It would be a great consumer "
+                          "protection."]
+    assert "Couldn’t I just bloc facebook in my private filer (squid filter)?" in thread
+    # WordPress (002): <ol class="commentlist">, one <li class="comment"> each.
+    wp = extract_page(source("002"), URL, ExtractConfig(keep_comments=True))
+    wp_thread = wp.nodes[len(page("002").nodes):]
+    assert [n for n in wp_thread if isinstance(n, str)][:3] == [
+        "Alexander Petrov wrote on March 11th, 2015 at 02:57:", "how do you abort a fetch?", "Reply"]
+
+
+_THREAD = ('<div id="comments" class="comments-area"><h2 class="comments-title">3 thoughts on '
+           '“Council expands bus network”</h2><ol class="comment-list">'
+           + "".join(f'<li id="comment-{i}" class="comment even thread-even depth-1">'
+                     f'<article id="div-comment-{i}" class="comment-body"><footer class="comment-meta">'
+                     f'<b class="fn">{who}</b> says:</footer><div class="comment-content"><p>{said}</p>'
+                     f'</div></article></li>'
+                     for i, (who, said) in enumerate((
+                         ("Maria", "Finally! I have been waiting for a direct bus from the northern "
+                                   "suburbs for years, and the evening gap is the only thing left."),
+                         ("Tom", "Three routes is a good start, but without dedicated lanes the buses "
+                                 "will sit in the same traffic as everybody else, as they do now."),
+                         ("Aisha", "Will the new routes accept the monthly pass? The article does not "
+                                   "say, and the council website has nothing on it either.")), 1))
+           + '</ol><div id="respond" class="comment-respond"><h3>Leave a Reply</h3></div></div>')
+
+
+def test_comments_of_a_short_article_do_not_come_back_with_the_relaxed_passes():
+    # A short post (under Readability's 500 characters) used to be retried
+    # without the unlikely-class rule, and its thread came back with it.
+    short = "<p>" + _PARAS[0] + "</p>"
+    html = (f'<html><body><div id="page"><article class="post type-post status-publish comments-open">'
+            f'<h1 class="entry-title">Bus network</h1><div class="entry-content">{short}</div></article>'
+            + _THREAD + '</div></body></html>')
+    p = extract_page(html, "http://example.com/a")
+    assert p.nodes == [_PARAS[0]]
+    q = extract_page(html, "http://example.com/a", ExtractConfig(keep_comments=True))
+    # (The comment's byline is in a <footer class="comment-meta">: boilerplate.)
+    assert q.nodes[:3] == [_PARAS[0], "3 thoughts on “Council expands bus network”",
+                           "Finally! I have been waiting for a direct bus from the northern "
+                           "suburbs for years, and the evening gap is the only thing left."]
+
+
+def test_a_page_that_is_only_its_thread_keeps_it():
+    # A forum/Q&A page: nothing but the thread. It is the page's content.
+    html = f'<html><body><div id="main"><h1>Bus network</h1>{_THREAD}</div></body></html>'
+    p = extract_page(html, "http://example.com/t/123")
+    assert p.nodes == [
+        "3 thoughts on “Council expands bus network”",
+        "Finally! I have been waiting for a direct bus from the northern suburbs for years, "
+        "and the evening gap is the only thing left.",
+        "Three routes is a good start, but without dedicated lanes the buses will sit in the "
+        "same traffic as everybody else, as they do now.",
+        "Will the new routes accept the monthly pass? The article does not say, and the "
+        "council website has nothing on it either."]
+
+
+@pytest.mark.parametrize("attrs, is_thread", [
+    ('id="comments"', True), ('class="comment-list"', True), ('id="disqus_thread"', True),
+    ('class="js_toggled-replies toggled-replies"', True), ('id="respond"', True),
+    ('id="commentsList"', True), ('class="kommentare"', True),
+    ('itemscope itemtype="https://schema.org/Comment"', True), ('itemprop="comment"', True),
+    ('class="post has-comments"', False), ('class="post comments-open"', False),
+    ('class="comment-count"', False), ('class="commentary"', False),
+    ('class="post commented"', False), ('class="content"', False)])
+def test_comment_sections_told_by_attributes(attrs, is_thread):
+    from lxml import etree
+
+    from pipeline.main_content import is_comment
+    el = etree.fromstring(f"<html><body><div {attrs}>x</div></body></html>",
+                          etree.HTMLParser()).find("body/div")
+    assert is_comment(el) is is_thread
