@@ -176,7 +176,7 @@ def _unwrap_noscript_images(noscripts) -> None:
         ns.addprevious(img)
 
 
-def _clean(root, body) -> main_content.Prose:
+def _clean(root, body, forms_to_scorer: bool = False) -> main_content.Prose:
     """Strip what is never article text (C-level, whole subtrees). Hidden
     elements are left to the walks, which test each element anyway.
 
@@ -186,7 +186,12 @@ def _clean(root, body) -> main_content.Prose:
     div open, ignores `</header>`, and the whole article lands inside the
     header (an HTML5 parser closes both). ASP.NET pages wrap the whole body
     in one <form>, shops put the product's description inside the order
-    form. Returns the page's `Prose` measure for the main-content scorer."""
+    form. With `forms_to_scorer` (main-content scoring on) forms stay for the
+    scorer, as in Readability: one outside the article goes with the rest of
+    the page, one inside it is judged by its text and links like any block
+    (a share of the page's prose is a fragile test for a form that holds a
+    product's description next to a menu of links). Returns the page's
+    `Prose` measure for the main-content scorer."""
     found = {"noscript": [], "article": [], "form": []}
     boiler = []
     for el in root.iter("noscript", "article", "form", *_BOILERPLATE_TAGS):  # one C-level pass
@@ -205,7 +210,7 @@ def _clean(root, body) -> main_content.Prose:
     prose = main_content.Prose(body)
     # Outermost first: an element inside a removed one goes with it; one
     # inside a kept one is judged on its own.
-    for el in boiler + found["form"]:
+    for el in boiler + ([] if forms_to_scorer else found["form"]):
         if el.tag in _BOILERPLATE_TAGS or el.tag == "form":
             if prose.holds_most(el):
                 prose.keep(el)
@@ -601,7 +606,7 @@ def _extract(root, url: str, cfg: ExtractConfig, dropped) -> Page:
     body = root.find("body")
     if body is None:
         body = root
-    prose = _clean(root, body)
+    prose = _clean(root, body, forms_to_scorer=cfg.main_content)
     skip: set = set()
     parts = [body]
     top = body

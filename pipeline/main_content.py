@@ -650,11 +650,13 @@ def find_main_content(body, keep_comments: bool = False, prose: Prose | None = N
 
 
 def _add_threads(sel: Selection, threads: dict) -> None:
-    """The comment threads come back: those inside the article where they
-    are, the others (outermost only) after the article in page order."""
+    """The comment threads come back (without their reply forms): those
+    inside the article where they are, the others (outermost only) after
+    the article in page order."""
     sel.skip.difference_update(threads)
     parts = set(sel.parts)
     for el in threads:
+        sel.skip.update(el.iter("form"))  # "Leave a reply": not the thread's text
         p = el.getparent()
         while p is not None and p not in parts and p not in threads:
             p = p.getparent()
