@@ -128,7 +128,7 @@ def class_weight(el) -> int:
 
 
 HIDING_ATTRS = frozenset(("style", "hidden", "aria-hidden"))
-HINT_ATTRS = frozenset(("class", "id", "role", "itemtype", "itemprop"))
+HINT_ATTRS = frozenset(("class", "id", "role", "itemtype", "itemprop", "aria-label"))
 
 # Comment threads, told by the words of their class/id tokens (split at
 # spaces, "-" and "_"). A word that names a state or a counter ("has-comments",
@@ -143,8 +143,28 @@ _COMMENT_WORDS = frozenset((
 _STATE_WORDS = frozenset((
     "has", "no", "is", "with", "allow", "allowed", "open", "opened", "closed",
     "enabled", "disabled", "on", "off", "count", "counter", "num", "number"))
+# Furniture that sits inside or beside the article in every layout and is
+# never its text: breadcrumb trails, related-story feeds and recommendation
+# widgets, newsletter/subscription and sponsored promos. Single words, and
+# word pairs (matched on the words joined: "more-stories" -> "morestories").
+_FURNITURE_WORDS = frozenset((
+    "breadcrumb", "breadcrumbs", "crumbs", "related", "relatedposts",
+    "relatedarticles", "relatedstories", "relatedcontent", "relatedlinks",
+    "recirc", "recirculation", "outbrain", "taboola", "zergnet", "newsletter",
+    "newsletters", "subscribe", "subscription", "promo", "promos", "sponsored",
+    "morestories", "mostpopular", "mostread", "alsoread", "readalso",
+    "youmaylike", "recommended", "recommendations", "trending", "popularposts"))
 _NOT_COMMENT = ("commentary", "commented", "commentable", "commentator")
 _WORD_SPLIT = re.compile(r"[\s_-]+")
+
+
+def _furniture_words(s: str) -> bool:
+    words = [w for w in _WORD_SPLIT.split(s.lower()) if w]
+    if not _STATE_WORDS.isdisjoint(words):
+        return False
+    if not _FURNITURE_WORDS.isdisjoint(words):
+        return True
+    return any(a + b in _FURNITURE_WORDS for a, b in zip(words, words[1:]))
 
 
 def _comment_words(s: str) -> bool:
@@ -231,14 +251,16 @@ def is_hidden(el) -> bool:
     return bool(style) and bool(_HIDDEN_STYLE.search(style))
 
 
-COMMENT, UNLIKELY_HINT = 1, 2
-_RARE_HINTS = frozenset(("role", "itemtype", "itemprop"))
+COMMENT, UNLIKELY_HINT, FURNITURE = 1, 2, 4
+_RARE_HINTS = frozenset(("role", "itemtype", "itemprop", "aria-label"))
 
 
 def _class_id_flags(cls: str | None, ident: str | None) -> int:
     f = 0
     if (cls and _comment_words(cls)) or (ident and _comment_words(ident)):
         f |= COMMENT
+    elif (cls and _furniture_words(cls)) or (ident and _furniture_words(ident)):
+        f |= FURNITURE
     if cls or ident:
         low = f"{cls or ''} {ident or ''}".lower()
         if UNLIKELY.search(low) and not MAYBE.search(low):
@@ -271,6 +293,9 @@ def hint_flags(el, keys=None) -> int:
         if "schema.org/Comment" in itemtype or "UserComments" in itemtype or \
                 itemprop in ("comment", "comments"):
             f |= COMMENT
+        elif "BreadcrumbList" in itemtype or itemprop == "breadcrumb" or \
+                "breadcrumb" in (el.get("aria-label") or "").lower():
+            f |= FURNITURE
     return f if el.tag not in _NEVER_UNLIKELY else 0
 
 
@@ -343,7 +368,12 @@ def measure(body, skip: set, unlikely: bool = False, comments: bool = True,
                                 if found_comments is not None:
                                     found_comments[ch] = None
                                     ctag = None
-                            elif hint_unlikely and not (kept and ch in kept):
+                            elif kept and ch in kept:
+                                pass
+                            elif f & FURNITURE:
+                                hidden.add(ch)  # in every pass, like a hidden element
+                                ctag = None
+                            elif hint_unlikely:
                                 flagged.add(ch)
                                 ctag = None
             if ctag.__class__ is str and not (skip and ch in skip):

@@ -443,3 +443,55 @@ def test_comment_sections_told_by_attributes(attrs, is_thread):
     el = etree.fromstring(f"<html><body><div {attrs}>x</div></body></html>",
                           etree.HTMLParser()).find("body/div")
     assert is_comment(el) is is_thread
+
+
+# --- furniture next to the article: breadcrumbs, related feeds, promos --------
+
+def test_breadcrumb_trail_dropped_on_a_read_the_docs_page():
+    # A real Sphinx/Read-the-Docs page (dev set): <div role="navigation"
+    # aria-label="breadcrumbs navigation"><ul class="wy-breadcrumbs"> with
+    # "Docs »" and "Edit on GitHub" above the page's own title.
+    from bench.devset import load_pages
+    from pipeline.decode import decode_html
+    dev = next(d for d in load_pages() if d.name == "docs-webstruct-index")
+    p = extract_page(decode_html(dev.body, dev.charset)[0], dev.url)
+    assert p.nodes[:3] == [
+        "Webstruct¶",
+        "Webstruct is a library for creating statistical NER systems that work on HTML "
+        "data, i.e. a library for building tools that extract named entities (addresses, "
+        "organization names, open hours, etc) from webpages.",
+        "Contents:"]
+    assert "Docs »" not in p.nodes and "Edit on GitHub" not in p.nodes
+
+
+def test_related_feed_newsletter_promo_and_breadcrumbs_inside_a_short_article_dropped():
+    # Furniture inside the article container of a short post (under 500
+    # characters, so the relaxed passes run and the unlikely-class rule is
+    # off): a schema.org breadcrumb trail, a newsletter box, a Jetpack-style
+    # related-posts feed. It goes in every pass.
+    html = ('<html><body><div id="primary"><div class="entry-content">'
+            '<ol itemscope itemtype="https://schema.org/BreadcrumbList"><li><a href="/">Home</a></li>'
+            '<li><a href="/city">City</a></li><li>Bus network</li></ol>'
+            f'<p>{_PARAS[0]}</p><p>{_PARAS[1]}</p>'
+            '<div class="newsletter-signup"><p>Get the morning briefing in your inbox every '
+            'day, free: sign up to our newsletter today.</p></div>'
+            '<div id="jp-relatedposts" class="jp-relatedposts"><h3>Related</h3>'
+            '<p class="jp-relatedposts-post-title"><a href="/x">Tram line opens after three years '
+            'of works in the city centre</a></p></div></div></div></body></html>')
+    p = extract_page(html, "http://example.com/a")
+    assert p.nodes == [_PARAS[0], _PARAS[1]]
+
+
+@pytest.mark.parametrize("attrs, furniture", [
+    ('class="wy-breadcrumbs"', True), ('id="jp-relatedposts"', True),
+    ('class="duet--article--more-stories"', True), ('class="pb-f-page-newsletter"', True),
+    ('class="taboola-below-article"', True), ('itemtype="https://schema.org/BreadcrumbList"', True),
+    ('aria-label="Breadcrumb"', True), ('class="post related-posts-enabled"', False),
+    ('class="article-body"', False), ('class="storyline"', False)])
+def test_furniture_told_by_attributes(attrs, furniture):
+    from lxml import etree
+
+    from pipeline.main_content import FURNITURE, hint_flags
+    el = etree.fromstring(f"<html><body><div {attrs}>x</div></body></html>",
+                          etree.HTMLParser()).find("body/div")
+    assert bool(hint_flags(el) & FURNITURE) is furniture
