@@ -117,12 +117,14 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict:
     # ---- resume
     start = 0
     if resume:
-        path = checkpoint.latest(cfg.out_dir)
+        try:
+            path, state = checkpoint.load_latest(cfg.out_dir)
+        except checkpoint.CheckpointError as e:
+            raise SystemExit(f"--resume: {e}") from None
         if path is None:
             if dist.main:
                 print(f"--resume: no checkpoint in {cfg.out_dir}, starting from step 0", file=sys.stderr)
         else:
-            state = checkpoint.load(path)
             if state["world"] != dist.world:
                 raise SystemExit(f"{path} was written by {state['world']} processes, this run has "
                                  f"{dist.world}; an exact resume needs the same number")

@@ -159,3 +159,168 @@ def test_pairs_job_refilters_rehashes_dedups_and_reshards_img2dataset_shards(i2d
         assert m["caption_source"] == "list" and m["via"] == "img2dataset"
         assert m["sha256"] == hashlib.sha256(s["jpg"]).hexdigest() != m["img2dataset"]["sha256"]
         assert max(m["width"], m["height"]) == 200    # re-processed with this job's ImageConfig
+
+
+# ---------------------------------------------------------------- tars streamed, cut, oversized; long cells; casts
+
+import io  # noqa: E402
+import logging  # noqa: E402
+import shutil  # noqa: E402
+import subprocess  # noqa: E402
+import tarfile  # noqa: E402
+from collections import Counter  # noqa: E402
+
+REAL = ["china.jpg", "flower.jpg", "coffee.png", "astronaut.png"]
+
+
+class _Tally(Counter):
+    def inc(self, name, n=1):
+        self[name] += n
+
+
+def _wds_tar(path: Path, names=REAL) -> list[int]:
+    """An img2dataset-shaped tar of real images (KEY.jpg|png, KEY.txt, KEY.json,
+    consecutive per sample); returns the byte offset of each sample's first header."""
+    starts = []
+    with open(path, "wb") as fh, tarfile.open(fileobj=fh, mode="w", format=tarfile.USTAR_FORMAT) as tar:
+        for i, name in enumerate(names):
+            starts.append(fh.tell())
+            key, ext = f"{i:09d}", name.rsplit(".", 1)[-1]
+            meta = json.dumps({"url": f"https://img.example/{name}", "key": key}).encode()
+            for member, data in ((f"{key}.{ext}", (IMAGES / name).read_bytes()),
+                                 (f"{key}.json", meta), (f"{key}.txt", f"caption of {name}".encode())):
+                info = tarfile.TarInfo(member)
+                info.size = len(data)
+                tar.addfile(info, io.BytesIO(data))
+    return starts
+
+
+def test_tar_samples_stream_and_carry_their_bytes(tmp_path):
+    p = tmp_path / "shard.tar"
+    _wds_tar(p)
+    t = _Tally()
+    items = list(iter_list(str(p), counts=t))
+    assert [i.url.rsplit("/", 1)[-1] for i in items] == REAL and not t
+    assert [i.image for i in items] == [(IMAGES / n).read_bytes() for n in REAL]
+
+
+@pytest.mark.skipif(shutil.which("tar") is None, reason="needs GNU tar to write a sparse member")
+def test_oversized_sparse_member_is_skipped_unread_and_counted(tmp_path, caplog):
+    import tracemalloc
+
+    d = tmp_path / "members"
+    d.mkdir()
+    for i, name in enumerate(["china.jpg", None, "flower.jpg"]):
+        key = f"{i:09d}"
+        if name:
+            shutil.copy(IMAGES / name, d / f"{key}.jpg")
+        else:
+            with open(d / f"{key}.jpg", "wb") as fh:   # 2 GiB, all holes: ~0 bytes on disk
+                fh.truncate(2 << 30)
+        (d / f"{key}.json").write_text(json.dumps({"url": f"https://img.example/{i}.jpg"}))
+    p = tmp_path / "sparse.tar"
+    files = sorted(x.name for x in d.iterdir())
+    subprocess.run(["tar", "--sparse", "--format=gnu", "-cf", str(p), *files], cwd=d, check=True)
+    assert p.stat().st_size < 400_000
+    t = _Tally()
+    tracemalloc.start()
+    with caplog.at_level(logging.WARNING):
+        items = list(iter_list(str(p), counts=t))
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert [i.url for i in items] == ["https://img.example/0.jpg", "https://img.example/2.jpg"]
+    assert t == {"list_drop_member_too_large": 1}
+    assert peak < 50_000_000
+    assert (f"{p}: member 000000001.jpg is 2147483648 bytes, over --tar-max-member-bytes "
+            "20000000; sample 000000001 skipped") in caplog.text
+
+
+def test_tar_cut_inside_a_member_keeps_every_sample_before_it(tmp_path, caplog):
+    full = tmp_path / "full.tar"
+    starts = _wds_tar(full)
+    data = full.read_bytes()
+    cut = tmp_path / "cut.tar"
+    cut.write_bytes(data[: starts[3] + 512 + 1000])      # inside the 4th sample's image bytes
+    t = _Tally()
+    with caplog.at_level(logging.WARNING):
+        items = list(iter_list(str(cut), counts=t))
+    assert [i.url.rsplit("/", 1)[-1] for i in items] == REAL[:3]
+    assert t == {"list_drop_truncated_tar": 1, "list_drop_cut_sample": 1}
+    assert f"{cut}: tar cut short in member 000000003.png" in caplog.text
+
+
+def test_tar_cut_inside_a_header_keeps_every_sample_before_it(tmp_path, caplog):
+    full = tmp_path / "full.tar"
+    starts = _wds_tar(full)
+    cut = tmp_path / "cut.tar"
+    cut.write_bytes(full.read_bytes()[: starts[3] + 300])  # mid-way through a 512-byte header
+    t = _Tally()
+    with caplog.at_level(logging.WARNING):
+        items = list(iter_list(str(cut), counts=t))
+    assert [i.url.rsplit("/", 1)[-1] for i in items] == REAL[:3]
+    assert t == {"list_drop_truncated_tar": 1}
+    msg = f"{cut}: tar cut short or damaged at byte {starts[3]} (after member 000000002.txt)"
+    assert msg + "; 3 samples before it kept" in caplog.text
+
+
+def test_csv_cell_over_the_default_limit_is_read_and_said(tmp_path, caplog):
+    import csv
+
+    long = "a very long alt text " * 10_000        # 210,000 characters
+    p = tmp_path / "long.csv"
+    with open(p, "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["url", "caption"])
+        w.writerows([["https://e.example/1.jpg", "short"], ["https://e.example/2.jpg", long],
+                     ["https://e.example/3.jpg", "after the long one"]])
+    t = _Tally()
+    with caplog.at_level(logging.WARNING):
+        items = list(iter_list(str(p), counts=t))
+    got = [(i.url[-5:], len(i.caption)) for i in items]
+    assert got == [("1.jpg", 5), ("2.jpg", len(long)), ("3.jpg", 18)]
+    assert t == {"list_rows_long_field": 1}
+    assert (f"{p} line 3: a {len(long)}-character cell, over Python csv's default limit of "
+            "131072; read with the limit raised to 67108864") in caplog.text
+
+
+@pytest.mark.parametrize("typ", ["binary", "large_string", "dictionary", "large_binary"])
+def test_parquet_url_column_of_another_type_is_cast(tmp_path, caplog, typ):
+    urls = ["https://e.example/1.jpg", "https://e.example/2.jpg"]
+    raw = [u.encode() for u in urls]
+    if typ == "binary":
+        arr = pa.array(raw, pa.binary())
+    elif typ == "large_binary":
+        arr = pa.array(raw, pa.large_binary())
+    elif typ == "large_string":
+        arr = pa.array(urls, pa.large_string())
+    else:
+        arr = pa.array(urls).dictionary_encode()
+    p = tmp_path / "rows.parquet"
+    pq.write_table(pa.table({"url": arr, "caption": pa.array([b"one cap", b"two cap"])}), p)
+    t = _Tally()
+    with caplog.at_level(logging.WARNING):
+        items = list(iter_list(str(p), counts=t))
+    assert [(i.url, i.caption) for i in items] == [(urls[0], "one cap"), (urls[1], "two cap")]
+    assert t == {"list_column_cast_to_text": 2}      # url and the binary caption column
+    assert f"{p}: column 'url' is " in caplog.text
+    assert f"{p}: column 'caption' is binary; cast to string" in caplog.text
+
+
+def test_read_lists_transform_streams_cut_tars(tmp_path):
+    import apache_beam as beam
+    from apache_beam.testing.util import assert_that, equal_to
+
+    from pipeline.lists import ReadLists
+
+    full = tmp_path / "full.tar"
+    starts = _wds_tar(full)
+    (tmp_path / "cut.tar").write_bytes(full.read_bytes()[: starts[2] + 700])
+    p = TestPipeline()
+    urls = p | ReadLists([str(tmp_path / "*.tar")]) | beam.Map(lambda i: (i.url, Path(i.source).name))
+    assert_that(urls, equal_to([(f"https://img.example/{n}", "full.tar") for n in REAL]
+                               + [(f"https://img.example/{n}", "cut.tar") for n in REAL[:2]]))
+    result = p.run()
+    result.wait_until_finish()
+    counters = {c.key.metric.name: c.committed for c in result.metrics().query()["counters"]}
+    assert counters["list_rows"] == 6 and counters["list_drop_truncated_tar"] == 1
+    assert counters["list_drop_cut_sample"] == 1
