@@ -432,9 +432,10 @@ class _FetchHostsFn(beam.DoFn):
     previous one. Results are emitted from the Beam thread (Beam metrics are
     thread-local to it), as soon as they are ready and at the latest at bundle end."""
 
-    def __init__(self, cfg: FetchConfig, metrics_namespace: str):
+    def __init__(self, cfg: FetchConfig, metrics_namespace: str, cache=None):
         self._cfg = cfg
         self._ns = metrics_namespace
+        self._cache = cache  # pipeline.cache.MediaCache: each outcome stored as it arrives
 
     def setup(self):
         self._fetcher = Fetcher(self._cfg)
@@ -501,6 +502,8 @@ class _FetchHostsFn(beam.DoFn):
                         time.sleep(wait)
                     started = time.monotonic()
                     result = seen[url] = self._fetcher.fetch(url)
+                    if self._cache is not None:  # here, not downstream: a kill loses no fetch
+                        self._cache.put(url, result)
                     # Each request (redirects and retries too) spends one slot of the budget.
                     next_start = started + interval * result.requests
                 self._done.put(((url, payload, result), timestamp, window, fetched))
@@ -516,17 +519,19 @@ class FetchByHost(beam.PTransform):
     fetches each host's URLs sequentially at <= per_host_rps, and many hosts
     concurrently in a thread pool of host_concurrency. Same URL twice -> fetched
     once. Increments Beam Metrics counters 'fetch_ok' and 'fetch_drop_<reason>'
-    (namespace 'm3w' by default), once per distinct URL fetched."""
+    (namespace 'm3w' by default), once per distinct URL fetched. With a
+    ``cache`` (pipeline.cache.MediaCache) every outcome is stored as it arrives."""
 
-    def __init__(self, cfg: FetchConfig, metrics_namespace: str = "m3w"):
+    def __init__(self, cfg: FetchConfig, metrics_namespace: str = "m3w", cache=None):
         super().__init__()
         self._cfg = cfg
         self._ns = metrics_namespace
+        self._cache = cache
 
     def expand(self, pcoll):
         return (
             pcoll
             | "KeyByHost" >> beam.Map(lambda item: (host_key(item[0]), (item[0], item[1])))
             | "GroupByHost" >> beam.GroupByKey()
-            | "FetchHosts" >> beam.ParDo(_FetchHostsFn(self._cfg, self._ns))
+            | "FetchHosts" >> beam.ParDo(_FetchHostsFn(self._cfg, self._ns, self._cache))
         )

@@ -7,7 +7,7 @@ Graph (each step a named transform; drops counted by reason in Beam Metrics):
     ReadInputs ─┬─ pages ─ ExtractDocuments ─ DedupByKey ─┬──────────────── docs ─┐
                 └─ media (archived images) ─┐             └ ImageRequests ┐      │
                                             └──── ResolveMedia (join by URL) ─┤  │
-                      archived → ProcessImages;  missing → FetchByHost → ProcessImages
+                      archived → ProcessImages;  missing → media cache / FetchByHost → ProcessImages
                                                             image results ─ JoinDocs
                                    AssembleSamples ─ AssignShards ─ WriteShards
     driver: manifest.json, stats.json, funnel.png, summary
@@ -33,11 +33,12 @@ from shards.writer import write_bytes_atomic
 from .documents import (assemble_sample, candidate_document, eval_matches, image_requests,
                         media_key)
 from .extract import ExtractConfig
-from .fetch import FetchByHost, FetchConfig
+from .cache import add_cache_flags, cache_dir_from_args
+from .fetch import FetchConfig
 from .filters import FilterConfig, LangId
 from .images import ImageConfig
 from .options import add_dataclass_flags, as_json, dataclass_from_args
-from .media import ProcessImages, ResolveMedia, fetch_outcome, noai
+from .media import FetchMedia, ProcessImages, ResolveMedia, fetch_outcome, noai
 from .jobs import (CountingDoFn, drive, quiet_beam_logging)
 from .read import ReadInputs, expand_globs
 from .write import AssignAndWriteShards
@@ -160,7 +161,8 @@ class AssembleSamples(CountingDoFn):
 
 
 def build_m3w(p, inputs, out_dir, fcfg, ecfg, icfg, fetch_cfg, run_id, samples_per_shard,
-              fetch=True, progress_dir=None, dcfg: DedupConfig = DedupConfig()):
+              fetch=True, progress_dir=None, dcfg: DedupConfig = DedupConfig(),
+              media_cache: str | None = None):
     """Add the M3W graph to pipeline ``p``; returns the PCollection of shard infos."""
     records = p | "ReadInputs" >> ReadInputs(inputs, NS, progress_dir)
     extracted = records | "ExtractDocuments" >> beam.ParDo(
@@ -180,7 +182,7 @@ def build_m3w(p, inputs, out_dir, fcfg, ecfg, icfg, fetch_cfg, run_id, samples_p
     to_process = [resolved.ready]
     if fetch:
         fetched = (resolved[ResolveMedia.FETCH]
-                   | "FetchByHost" >> FetchByHost(fetch_cfg, metrics_namespace=NS)
+                   | "FetchByHost" >> FetchMedia(fetch_cfg, NS, media_cache, progress_dir)
                    | "FetchOutcome" >> beam.Map(fetch_outcome))
         to_process.append(fetched)
     else:
@@ -288,6 +290,7 @@ def parser() -> argparse.ArgumentParser:
                         title="dedup (eval sets: --dedup-index from make dedup-index; within the corpus)")
     ap.add_argument("--allow-private-addresses", action="store_true",
                     help="let the fetcher reach loopback/private addresses (tests and the demo only)")
+    add_cache_flags(ap)
     return ap
 
 
@@ -328,7 +331,7 @@ def main(argv=None) -> int:
                  lambda p, run_id, progress_dir: build_m3w(
                      p, files, args.output, fcfg, ecfg, icfg, fetch_cfg, run_id,
                      args.samples_per_shard, fetch=args.fetch, progress_dir=progress_dir,
-                     dcfg=dcfg),
+                     dcfg=dcfg, media_cache=cache_dir_from_args(args)),
                  PROGRESS_FIELDS, args.quiet, args.log_file)
 
 

@@ -1,13 +1,18 @@
 """Media resolution shared by the m3w, pairs and videos jobs: an archived
-copy from the input WARCs when there is one, else a fetch request; then the
-image stage, fanned out to every (sample, position) that uses the URL."""
+copy from the input WARCs when there is one, else the durable media cache
+(pipeline/cache.py), else a fetch; then the image stage, fanned out to every
+(sample, position) that uses the URL."""
 from __future__ import annotations
+
+import logging
 
 import apache_beam as beam
 
 from .documents import image_result
 from .images import ImageConfig, process_image
 from .jobs import CountingDoFn
+
+log = logging.getLogger(__name__)
 
 
 def noai(headers: dict) -> bool:
@@ -74,3 +79,56 @@ def fetch_outcome(element):
     if fr.ok:
         return url, refs, None, (fr.data, "fetch")
     return url, refs, {"ok": False, "reason": f"fetch_{fr.reason}"}, None
+
+
+class LookUpCache(CountingDoFn):
+    """(url, payload) → a cached fetch outcome (main output, as FetchByHost's
+    (url, payload, FetchResult)) or the element for fetching (MISS).
+
+    A hit counts ``fetch_ok`` / ``fetch_drop_<reason>`` as the fetch it stands
+    for did, so a job's data counters do not depend on what the cache held;
+    ``media_cache_*`` say how the run got them."""
+
+    MISS = "miss"
+
+    def __init__(self, cache, namespace: str, progress_dir=None):
+        self.cache, self.namespace, self.progress_dir = cache, namespace, progress_dir
+
+    def process(self, element):
+        url, payload = element
+        state, result = self.cache.lookup(url)
+        if state == "hit":
+            self.counts.inc("media_cache_hits")
+            self.counts.inc("fetch_ok" if result.ok else f"fetch_drop_{result.reason}")
+            yield url, payload, result
+            return
+        self.counts.inc("media_cache_misses")
+        if state == "corrupt":
+            self.counts.inc("media_cache_corrupt")
+            log.warning("%s: damaged media cache entry for %s; fetching again",
+                        self.cache.path(url), url)
+        yield beam.pvalue.TaggedOutput(self.MISS, element)
+
+
+class FetchMedia(beam.PTransform):
+    """(url, payload) → (url, payload, FetchResult): FetchByHost, behind the
+    durable media cache (pipeline.cache) when ``cache_dir`` is given."""
+
+    def __init__(self, fetch_cfg, namespace: str, cache_dir: str | None = None, progress_dir=None):
+        super().__init__()
+        self.fetch_cfg, self.namespace = fetch_cfg, namespace
+        self.cache_dir, self.progress_dir = cache_dir, progress_dir
+
+    def expand(self, pcoll):
+        from .cache import MediaCache
+        from .fetch import FetchByHost
+
+        if not self.cache_dir:
+            return pcoll | "Fetch" >> FetchByHost(self.fetch_cfg, metrics_namespace=self.namespace)
+        cache = MediaCache(self.cache_dir, self.fetch_cfg)
+        looked = pcoll | "LookUpCache" >> beam.ParDo(
+            LookUpCache(cache, self.namespace, self.progress_dir)).with_outputs(
+                LookUpCache.MISS, main="hits")
+        fetched = looked[LookUpCache.MISS] | "Fetch" >> FetchByHost(
+            self.fetch_cfg, metrics_namespace=self.namespace, cache=cache)
+        return (looked.hits, fetched) | "CachedOrFetched" >> beam.Flatten()

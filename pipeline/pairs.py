@@ -39,7 +39,8 @@ from .captions import CaptionConfig, caption_drop_reason, normalize, page_captio
 from .decode import decode_html
 from .documents import media_key
 from .extract import ExtractConfig, ImageRef, extract_page
-from .fetch import FetchByHost, FetchConfig
+from .cache import add_cache_flags, cache_dir_from_args
+from .fetch import FetchConfig
 from .filters import FilterConfig, LangId, image_drop_reason, language_drop_reason
 from .images import ImageConfig
 from .jobs import (CountingDoFn, drive, quiet_beam_logging)
@@ -300,7 +301,7 @@ class EvalDedup(CountingDoFn):
 
 def build_pairs(p, inputs, lists, out_dir, fcfg, ccfg, ecfg, icfg, fetch_cfg, run_id,
                 samples_per_shard, fetch=True, list_cfg=ListConfig(), dedup_index=None,
-                dedup_action="drop", progress_dir=None):
+                dedup_action="drop", progress_dir=None, media_cache=None):
     """Add the pairs graph to pipeline ``p``; returns the PCollection of shard infos."""
     branches, archived = [], []
     if inputs:
@@ -329,7 +330,7 @@ def build_pairs(p, inputs, lists, out_dir, fcfg, ccfg, ecfg, icfg, fetch_cfg, ru
     to_process = [resolved.ready, cands.inline]
     if fetch:
         to_process.append(resolved[media.ResolveMedia.FETCH]
-                          | "FetchByHost" >> FetchByHost(fetch_cfg, metrics_namespace=NS)
+                          | "FetchByHost" >> media.FetchMedia(fetch_cfg, NS, media_cache, progress_dir)
                           | "FetchOutcome" >> beam.Map(media.fetch_outcome))
     else:
         to_process.append(resolved[media.ResolveMedia.FETCH] | "NotArchived" >> beam.Map(
@@ -381,6 +382,7 @@ def add_common_flags(ap: argparse.ArgumentParser, kind: str) -> None:
     ap.add_argument("--allow-private-addresses", action="store_true",
                     help="let the fetcher reach loopback/private addresses (tests and the demo only)")
     add_dataclass_flags(ap, ListConfig, title="list inputs (img2dataset's column flags)")
+    add_cache_flags(ap)
 
 
 def fetch_config_from_args(args, prefix="fetch") -> FetchConfig:
@@ -441,7 +443,7 @@ def main(argv=None) -> int:
                      p, files, list_files, args.output, fcfg, ccfg, ecfg, icfg, fetch_cfg, run_id,
                      args.samples_per_shard, fetch=args.fetch, list_cfg=list_cfg,
                      dedup_index=args.dedup_index, dedup_action=args.dedup_action,
-                     progress_dir=progress_dir),
+                     progress_dir=progress_dir, media_cache=cache_dir_from_args(args)),
                  PROGRESS_FIELDS, args.quiet, args.log_file)
 
 

@@ -10,7 +10,8 @@ from shards.writer import dumps, join, write_bytes_atomic
 # Counters that describe this particular execution rather than the data
 # (a rerun skips shards it finds complete); they go to the terminal only, so
 # manifest.json and stats.json are identical for identical input.
-RUN_ONLY = ("shards_written", "shards_skipped_complete")
+RUN_ONLY = ("shards_written", "shards_skipped_complete", "media_cache_hits", "media_cache_misses",
+            "media_cache_corrupt")
 
 FUNNEL = {
     "m3w": [("records_read", "records read"), ("pages", "HTML pages"),
@@ -113,6 +114,7 @@ def write_run_report(out_dir: str, kind: str, counters: dict, manifest: dict,
     write_bytes_atomic(join(out_dir, "stats.json"), dumps(stats) + b"\n")
     write_bytes_atomic(join(out_dir, "funnel.png"), funnel_png(kind, data, drops))
     stats["run"] = {k: counters.get(k, 0) for k in RUN_ONLY}
+    stats["run"]["stale_shards_removed"] = manifest.get("stale_shards_removed", [])
     return stats
 
 
@@ -125,6 +127,16 @@ def summary_text(kind: str, stats: dict, out_dir: str, seconds: float) -> str:
     run = stats.get("run", {})
     lines.append(f"   shards written {run.get('shards_written', 0)}, "
                  f"already complete {run.get('shards_skipped_complete', 0)}")
+    looked = run.get("media_cache_hits", 0) + run.get("media_cache_misses", 0)
+    if looked:
+        lines.append(f"   media cache: {run.get('media_cache_hits', 0):,} hits of {looked:,} "
+                     f"lookups ({100 * run.get('media_cache_hits', 0) / looked:.0f}%)"
+                     + (f", {run['media_cache_corrupt']} damaged entries refetched"
+                        if run.get("media_cache_corrupt") else ""))
+    if run.get("stale_shards_removed"):
+        gone = run["stale_shards_removed"]
+        lines.append(f"   removed {len(gone)} stale shard(s) of an earlier run not in this manifest: "
+                     f"{', '.join(gone[:5])}" + (" …" if len(gone) > 5 else ""))
     if stats["drops"]:
         lines.append("   drops by stage and reason:")
         for stage, reasons in stats["drops"].items():

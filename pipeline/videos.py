@@ -12,7 +12,7 @@ Graph (each step a named transform; drops counted by reason in Beam Metrics):
                 └─ media (archived clips, video/ and audio/) ──────┐          │
     ReadLists ─ ListVideos (csv/tsv/parquet/jsonl: url + caption) ─┼──────────┤
                          DedupByKey ─ VideoRefs ─ JoinMediaByURL ─ ResolveVideos
-                   archived → DecodeVideos;  missing → FetchByHost → DecodeVideos
+                   archived → DecodeVideos;  missing → media cache / FetchByHost → DecodeVideos
                          JoinVideos ─ AssembleVideos ─ [EvalDedup] ─ AssignShards ─ WriteShards
     driver: manifest.json, stats.json, funnel.png, summary
 
@@ -83,7 +83,8 @@ from . import media
 from .captions import CaptionConfig, caption_drop_reason, normalize
 from .decode import decode_html
 from .documents import media_key
-from .fetch import FetchByHost, FetchConfig
+from .cache import cache_dir_from_args
+from .fetch import FetchConfig
 from .filters import FilterConfig, LangId, language_drop_reason
 from .jobs import (CountingDoFn, drive, quiet_beam_logging)
 from .lists import ListConfig, ReadLists
@@ -634,7 +635,7 @@ class AssembleVideos(CountingDoFn):
 
 def build_videos(p, inputs, lists, out_dir, fcfg, ccfg, vcfg, fetch_cfg, run_id,
                  samples_per_shard, fetch=True, list_cfg=ListConfig(), dedup_index=None,
-                 dedup_action="drop", progress_dir=None, track_cfg=TrackConfig()):
+                 dedup_action="drop", progress_dir=None, track_cfg=TrackConfig(), media_cache=None):
     """Add the videos graph to pipeline ``p``; returns the PCollection of shard infos."""
     if track_cfg.position not in TRACK_POSITIONS:
         raise ValueError(f"track position {track_cfg.position!r}: choose from {TRACK_POSITIONS}")
@@ -654,8 +655,9 @@ def build_videos(p, inputs, lists, out_dir, fcfg, ccfg, vcfg, fetch_cfg, run_id,
         if fetch:
             # Own metrics namespace: the fetcher's fetch_ok/fetch_drop_* stay the clips'.
             track_files.append(tracks[ResolveTracks.FETCH]
-                               | "FetchTracks" >> FetchByHost(track_fetch_config(fetch_cfg, track_cfg),
-                                                             metrics_namespace=NS + "_tracks")
+                               | "FetchTracks" >> media.FetchMedia(
+                                   track_fetch_config(fetch_cfg, track_cfg), NS + "_tracks",
+                                   media_cache, progress_dir)
                                | "TrackFetchOutcome" >> beam.Map(track_fetch_outcome))
         else:
             track_files.append(tracks[ResolveTracks.FETCH] | "TracksNotArchived" >> beam.Map(
@@ -680,7 +682,7 @@ def build_videos(p, inputs, lists, out_dir, fcfg, ccfg, vcfg, fetch_cfg, run_id,
     to_decode = [resolved.ready]
     if fetch:
         to_decode.append(resolved[ResolveVideos.FETCH]
-                         | "FetchByHost" >> FetchByHost(fetch_cfg, metrics_namespace=NS)
+                         | "FetchByHost" >> media.FetchMedia(fetch_cfg, NS, media_cache, progress_dir)
                          | "FetchOutcome" >> beam.Map(media.fetch_outcome))
     else:
         to_decode.append(resolved[ResolveVideos.FETCH] | "NotArchived" >> beam.Map(
@@ -772,7 +774,8 @@ def main(argv=None) -> int:
                      p, files, list_files, args.output, fcfg, ccfg, vcfg, fetch_cfg, run_id,
                      args.samples_per_shard, fetch=args.fetch, list_cfg=list_cfg,
                      dedup_index=args.dedup_index, dedup_action=args.dedup_action,
-                     progress_dir=progress_dir, track_cfg=track_cfg),
+                     progress_dir=progress_dir, track_cfg=track_cfg,
+                     media_cache=cache_dir_from_args(args)),
                  PROGRESS_FIELDS, args.quiet, args.log_file)
 
 

@@ -3,8 +3,10 @@
     python -m shards.validate OUT_DIR [--kind m3w]
 
 Exit code 0 when every shard listed in manifest.json exists with the recorded
-size, sha256 and sample count, and every sample validates; 1 otherwise, with
-one line per problem naming the shard and sample.
+size, sha256 and sample count, every sample validates, and no shard tar in the
+directory is missing from the manifest (a stale one from an earlier run would be
+read by a ``*.tar`` glob); 1 otherwise, with one line per problem naming the
+shard and sample.
 """
 from __future__ import annotations
 
@@ -16,7 +18,7 @@ from apache_beam.io.filesystems import FileSystems
 
 from .reader import iter_tar_samples
 from .schema import SchemaError, decode_members, validate_sample
-from .writer import join, read_manifest
+from .writer import MANIFEST, join, read_manifest, shard_files
 
 
 def validate_dir(out_dir: str, kind: str | None = None) -> tuple[int, list[str]]:
@@ -27,6 +29,11 @@ def validate_dir(out_dir: str, kind: str | None = None) -> tuple[int, list[str]]
     except FileNotFoundError as e:
         return 0, [str(e)]
     kind = kind or manifest["kind"]
+    listed = {s["name"] for s in manifest["shards"]}
+    for name in shard_files(out_dir):
+        if name not in listed:
+            problems.append(f"{name}: not listed in {MANIFEST} (a stale shard from an earlier run? "
+                            "a *.tar glob would read it)")
     n = 0
     for shard in manifest["shards"]:
         path = join(out_dir, shard["name"])

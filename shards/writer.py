@@ -14,6 +14,8 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import logging
+import re
 import uuid
 from dataclasses import dataclass
 from typing import Iterable
@@ -22,6 +24,8 @@ import webdataset as wds
 from apache_beam.io.filesystems import FileSystems
 
 from .schema import shard_name, validate_sample
+
+log = logging.getLogger(__name__)
 
 MANIFEST = "manifest.json"
 STATS_SUFFIX = "_stats.json"
@@ -152,23 +156,33 @@ def write_shard(out_dir: str, kind: str, index: int, samples: list[dict],
     return info
 
 
+def shard_files(out_dir: str, kind: str | None = None) -> list[str]:
+    """Names of the shard tars in ``out_dir`` (``{kind}-NNNNNN.tar``; any kind if None)."""
+    pat = re.compile(rf"^{re.escape(kind) if kind else '[a-z0-9]+'}-\d{{6}}\.tar$")
+    names = []
+    for r in FileSystems.match([join(out_dir, f"{kind or '*'}-*.tar")]):
+        for m in r.metadata_list:
+            name = m.path.rstrip("/").rsplit("/", 1)[-1]
+            if pat.match(name):
+                names.append(name)
+    return sorted(names)
+
+
 def write_manifest(out_dir: str, kind: str, run_id: str, options: dict, stats: dict) -> dict:
     """Collect this run's shard sidecars into ``manifest.json`` (written last,
-    atomically: a manifest never lists a missing or partial shard)."""
+    atomically: a manifest never lists a missing or partial shard), then remove
+    the ``{kind}-*.tar`` shards it does not list (an earlier run with more
+    shards left them; a ``*.tar`` glob would read them) with their sidecars."""
     pattern = join(out_dir, f"{kind}-*{STATS_SUFFIX}")
     shards = []
-    stale = []
     for r in FileSystems.match([pattern]):
         for m in r.metadata_list:
             st = read_stats(m.path)
-            if not st:
-                continue
-            if st.get("run_id") != run_id:
-                stale.append(st.get("name"))
-                continue
-            if FileSystems.exists(join(out_dir, st["name"])):
+            if st and st.get("run_id") == run_id and FileSystems.exists(join(out_dir, st["name"])):
                 shards.append(st)
     shards.sort(key=lambda s: s["name"])
+    listed = {s["name"] for s in shards}
+    stale = [n for n in shard_files(out_dir, kind) if n not in listed]
     manifest = {
         "kind": kind,
         "run_id": run_id,
@@ -180,8 +194,13 @@ def write_manifest(out_dir: str, kind: str, run_id: str, options: dict, stats: d
         "stats": stats,
     }
     if stale:
-        manifest["stale_shards_ignored"] = sorted(n for n in stale if n)
+        manifest["stale_shards_removed"] = stale
     write_bytes_atomic(join(out_dir, MANIFEST), dumps(manifest) + b"\n")
+    for name in stale:  # after the manifest: a kill in between leaves them for validate to name
+        paths = [join(out_dir, name), join(out_dir, name[: -len(".tar")] + STATS_SUFFIX)]
+        FileSystems.delete([p for p in paths if FileSystems.exists(p)])
+        log.warning("%s: removed %s, a shard of an earlier run that this run's manifest does "
+                    "not list", out_dir, name)
     return manifest
 
 

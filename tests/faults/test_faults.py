@@ -155,7 +155,7 @@ def test_sigkill_during_fetching_then_rerun_identical(tmp_path):
         jl = _fetch_pages(tmp_path, srv)
         extra = ["--allow-private-addresses", "--fetch-retries", "0"]
         clean = tmp_path / "clean"
-        rc, log = kills.run(clean, [jl], extra)
+        rc, log = kills.run(clean, [jl], extra + ["--no-media-cache"])  # the rerun's cache is its own
         assert rc == 0, log[-3000:]
         assert kills.shard_keys(clean)
         for name in ("astronaut.png", "coffee.png", "chelsea.png"):

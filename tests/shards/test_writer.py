@@ -52,7 +52,9 @@ def test_written_shards_read_back_with_webdataset_and_validate(tmp_path):
     write_shard(str(tmp_path), "m3w", 2, s[:1], run_id="other-run")  # stale
     m = write_manifest(str(tmp_path), "m3w", "r", {"opt": 1}, {"documents": 6})
     assert [x["name"] for x in m["shards"]] == ["m3w-000000.tar", "m3w-000001.tar"]
-    assert m["num_samples"] == 6 and m["stale_shards_ignored"] == ["m3w-000002.tar"]
+    assert m["num_samples"] == 6 and m["stale_shards_removed"] == ["m3w-000002.tar"]
+    assert sorted(p.name for p in tmp_path.glob("m3w-*")) == [
+        "m3w-000000.tar", "m3w-000000_stats.json", "m3w-000001.tar", "m3w-000001_stats.json"]
     assert read_manifest(str(tmp_path)) == m
     ds = wds.WebDataset([str(tmp_path / "m3w-000000.tar"), str(tmp_path / "m3w-000001.tar")],
                         shardshuffle=False).decode()
@@ -73,3 +75,23 @@ def test_validate_names_the_broken_shard(tmp_path):
     p.write_bytes(bytes(data))
     n, problems = validate_dir(str(tmp_path))
     assert any(x.startswith("m3w-000000.tar: sha256 differs") for x in problems)
+
+
+def test_rerun_with_fewer_shards_removes_the_old_ones_and_validate_names_leftovers(tmp_path):
+    s = _samples(6)
+    for i in range(3):                                   # an earlier run: 3 shards
+        write_shard(str(tmp_path), "m3w", i, s[2 * i: 2 * i + 2], run_id="big")
+    write_manifest(str(tmp_path), "m3w", "big", {}, {})
+    write_shard(str(tmp_path), "m3w", 0, s, run_id="small")  # the rerun: 1 shard
+    m = write_manifest(str(tmp_path), "m3w", "small", {}, {})
+    assert m["stale_shards_removed"] == ["m3w-000001.tar", "m3w-000002.tar"]
+    assert sorted(p.name for p in tmp_path.glob("*.tar")) == ["m3w-000000.tar"]
+    assert validate_dir(str(tmp_path)) == (6, [])
+    # a tar the manifest does not list (a copy, or a kill before the removal) is reported
+    (tmp_path / "m3w-000007.tar").write_bytes((tmp_path / "m3w-000000.tar").read_bytes())
+    n, problems = validate_dir(str(tmp_path))
+    assert problems == ["m3w-000007.tar: not listed in manifest.json (a stale shard from an "
+                        "earlier run? a *.tar glob would read it)"]
+    from shards.validate import main
+
+    assert main([str(tmp_path)]) == 1
