@@ -1,7 +1,10 @@
 """python -m faults: the fault suite, printing figures.
 
 Cases: the adversarial corpus (faults.corpus) through the job's stages, one
-child process per case with a time bound; the fetcher against hostile loopback
+child process per case with a time bound; the input kinds of faults.inputs
+(ARC, whole-file compressed WARCs, br/zstd bodies, cut and oversized tars, long
+csv cells, binary parquet urls, a truncated checkpoint), each against its exact
+expected counters; the fetcher against hostile loopback
 routes with every connection recorded; the job SIGKILLed while reading and while
 writing, and one Dask worker killed mid-job, each compared with a clean run.
 Known bugs in other modules are counted as such, not hidden.
@@ -24,6 +27,7 @@ def main(argv=None) -> int:
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     from faults import kills
     from faults.corpus import build_corpus, fetch_cases
+    from faults.inputs import build_input_cases
     from faults.run import run_case, run_fetch_cases
     from tests.helpers.http_server import LoopbackServer
 
@@ -48,6 +52,20 @@ def main(argv=None) -> int:
                 print(f"  {'':18s} BUG: {f}")
             if r.error:
                 print(f"  {'':18s} {r.error.splitlines()[0]}")
+        print("input kinds (each with its exact expected counters):")
+        for c in build_input_cases(str(tmp / "inputs")):
+            r = run_case(c)
+            cases_run += 1
+            crashes += r.status == "crash"
+            hangs += r.status == "hang"
+            failed += r.status == "wrong"
+            shown = {k: v for k, v in sorted(r.counts.items()) if v}
+            print(f"  {c.name:28s} {r.status:5s} {r.seconds:5.1f}s  {c.note}")
+            print(f"  {'':28s} counts: {shown or '-'}")
+            for w in r.wrong:
+                print(f"  {'':28s} WRONG: {w}")
+            if r.error:
+                print(f"  {'':28s} {r.error.splitlines()[0]}")
         with LoopbackServer() as srv:
             results, audit = run_fetch_cases(fetch_cases(srv))
         for r in results:

@@ -33,6 +33,7 @@ class CaseResult:
     counts: dict = field(default_factory=dict)
     findings: list = field(default_factory=list)   # bugs in someone else's module
     error: str = ""
+    wrong: list = field(default_factory=list)      # an input case's outcome differs from its expectation
 
 
 class _Counts(Counter):
@@ -50,14 +51,19 @@ def _stages(path: str) -> tuple[dict, list]:
     from pipeline.extract import ExtractConfig
     from pipeline.filters import FilterConfig, LangId
     from pipeline.images import ImageConfig, process_image
-    from pipeline.read import iter_records
+    from pipeline.read import InputError, iter_records
 
     counts, findings = _Counts(), []
     fcfg, ecfg, icfg = FilterConfig(), ExtractConfig(), ImageConfig()
     langid = LangId()
     media, docs = {}, []
     record_size = os.path.getsize(path)
-    for rec in iter_records(path, counts):
+    try:
+        records = list(iter_records(path, counts))
+    except InputError as e:   # a file the reader refuses whole: counted, as _ReadFile does
+        counts.inc(e.reason)
+        records = []
+    for rec in records:
         counts.inc("records_read")
         if len(rec.body) > max(BODY_BOUND, 64 * record_size):
             findings.append(f"pipeline/read.py inflated a {record_size:,}-byte record to "
@@ -90,13 +96,20 @@ def _stages(path: str) -> tuple[dict, list]:
     return dict(counts), findings
 
 
-def _child(path: str, conn) -> None:
+def _child(case, conn) -> None:
     try:
         resource.setrlimit(resource.RLIMIT_AS, (CHILD_MEMORY_CAP, CHILD_MEMORY_CAP))
     except (ValueError, OSError):
         pass
     try:
-        counts, findings = _stages(path)
+        if hasattr(case, "expect"):   # faults.inputs: an input kind with an exact expectation
+            from faults.inputs import run_input_stage
+
+            tally = _Counts()
+            run_input_stage(case, tally)
+            counts, findings = dict(tally), []
+        else:
+            counts, findings = _stages(case.path)
         conn.send(("ok", counts, findings, ""))
     except BaseException as e:  # a crash: anything the stages let escape
         conn.send(("crash", {}, [], f"{type(e).__name__}: {e}\n{traceback.format_exc()[-2000:]}"))
@@ -108,10 +121,11 @@ def run_case(case, timeout_s: float = CASE_TIMEOUT_S) -> CaseResult:
     ctx = mp.get_context("fork")
     parent, child = ctx.Pipe(duplex=False)
     t0 = time.monotonic()
-    proc = ctx.Process(target=_child, args=(case.path, child), daemon=True)
+    proc = ctx.Process(target=_child, args=(case, child), daemon=True)
     proc.start()
     child.close()
-    size = os.path.getsize(case.path)
+    size = (os.path.getsize(case.path) if os.path.isfile(case.path) else
+            sum(os.path.getsize(os.path.join(case.path, n)) for n in os.listdir(case.path)))
     status, counts, findings, error = "hang", {}, [], ""
     if parent.poll(timeout_s):
         try:
@@ -128,7 +142,13 @@ def run_case(case, timeout_s: float = CASE_TIMEOUT_S) -> CaseResult:
         status, error = "crash", f"exit code {proc.exitcode}"
     if status == "crash" and not error:
         error = f"child exit code {proc.exitcode}"
-    return CaseResult(case.name, status, time.monotonic() - t0, size, counts, findings, error)
+    wrong = []
+    if status == "ok" and hasattr(case, "expect"):
+        from faults.inputs import check_expectations
+
+        wrong = check_expectations(case, counts)
+        status = "wrong" if wrong else "ok"
+    return CaseResult(case.name, status, time.monotonic() - t0, size, counts, findings, error, wrong)
 
 
 # ------------------------------------------------------------------ fetching

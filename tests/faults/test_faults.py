@@ -184,3 +184,27 @@ def test_dask_worker_killed_mid_job_output_identical(sample, tmp_path):
     assert (json.loads((out / "stats.json").read_text())
             == json.loads((clean / "stats.json").read_text()))
     assert kills.lost_and_duplicated(clean, out) == (0, 0)
+
+
+def test_input_kinds_of_make_faults_give_their_exact_counts(tmp_path):
+    """Each new input kind (ARC, whole-file compressed WARCs, br/zstd bodies, cut and
+    sparse tars, a long csv cell, a binary parquet url column, a truncated
+    checkpoint) read by the job's functions, as `make faults` does, with its exact
+    expected counters and nothing else dropped."""
+    from collections import Counter
+
+    from faults.inputs import build_input_cases, check_expectations, run_input_stage
+
+    class Tally(Counter):
+        def inc(self, name, n=1):
+            self[name] += n
+
+    cases = build_input_cases(str(tmp_path))
+    names = {c.name for c in cases}
+    assert {"arc", "arc_gz", "warc_whole_gzip", "warc_whole_bz2", "warc_whole_zstd", "body_br",
+            "body_zstd", "tar_cut_in_member", "tar_cut_in_header", "csv_210k_char_cell",
+            "parquet_binary_url", "checkpoint_truncated_latest"} <= names
+    for c in cases:
+        t = Tally()
+        run_input_stage(c, t)
+        assert check_expectations(c, dict(t)) == [], c.name
