@@ -81,7 +81,7 @@ def build_input_cases(out_dir: str) -> list[InputCase]:
         cases.append(InputCase(f"body_{coding}", p, "records",
                                f"every page body Content-Encoding: {coding}", read16))
     p = j("cc-compress.warc.gz")
-    _unsupported_coding(cc, p)
+    reencode_bodies(cc, p, "compress")
     cases.append(InputCase("body_compress", p, "records", "Content-Encoding: compress (unsupported)",
                            {"read_drop_unsupported_content_encoding": 16}))
 
@@ -143,25 +143,6 @@ def build_input_cases(out_dir: str) -> list[InputCase]:
                            {"list_rows": 2, "list_column_cast_to_text": 1}))
     cases.append(_checkpoint_case(j("ckpts")))
     return cases
-
-
-def _unsupported_coding(src, dst):
-    from warcio.archiveiterator import ArchiveIterator
-    from warcio.statusandheaders import StatusAndHeaders
-    from warcio.warcwriter import WARCWriter
-
-    with open(src, "rb") as fh, open(dst, "wb") as out:
-        w = WARCWriter(out, gzip=True)
-        for rec in ArchiveIterator(fh):
-            if rec.rec_type != "response" or "html" not in (rec.http_headers.get_header("Content-Type") or ""):
-                continue
-            body = rec.content_stream().read()
-            headers = [(k, v) for k, v in rec.http_headers.headers
-                       if k.lower() not in ("content-encoding", "transfer-encoding", "content-length")]
-            headers.append(("Content-Encoding", "compress"))
-            http = StatusAndHeaders(rec.http_headers.statusline, headers, protocol="HTTP/1.1")
-            w.write_record(w.create_warc_record(rec.rec_headers.get_header("WARC-Target-URI"),
-                                                "response", payload=io.BytesIO(body), http_headers=http))
 
 
 def _checkpoint_case(d: str) -> InputCase:

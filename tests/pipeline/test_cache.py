@@ -3,7 +3,6 @@ lookup, keyed by what changes the outcome; a job killed mid-fetch and rerun
 does not fetch again what it already fetched, and another job reuses it."""
 import json
 
-import pytest
 from apache_beam.testing.test_pipeline import TestPipeline
 
 from faults import kills
@@ -110,10 +109,9 @@ def test_killed_mid_fetch_rerun_fetches_nothing_twice_and_pairs_reuse_it(tmp_pat
     assert counters["images_ok"] == len(PHOTOS)
 
 
-def test_no_media_cache_flag_and_a_damaged_entry(tmp_path):
-    from pipeline.m3w import parser
-
+def test_cache_flags_choose_the_folder_or_none():
     from pipeline.cache import cache_dir_from_args
+    from pipeline.m3w import parser
 
     args, _ = parser().parse_known_args(["--input", "x", "--output", "runs/a/m3w"])
     assert cache_dir_from_args(args) == "runs/a/media-cache"
@@ -121,7 +119,3 @@ def test_no_media_cache_flag_and_a_damaged_entry(tmp_path):
     assert cache_dir_from_args(args) is None
     args, _ = parser().parse_known_args(["--input", "x", "--output", "o", "--media-cache", "gs://b/c"])
     assert cache_dir_from_args(args) == "gs://b/c"
-
-
-if __name__ == "__main__":
-    pytest.main([__file__])

@@ -3,8 +3,14 @@ custom column names; bad files named; and img2dataset-made webdataset shards
 (made by img2dataset itself from a loopback server) re-processed by the pairs job."""
 import gzip
 import hashlib
+import io
 import json
+import logging
 import os
+import shutil
+import subprocess
+import tarfile
+from collections import Counter
 from pathlib import Path
 
 import pyarrow as pa
@@ -162,13 +168,6 @@ def test_pairs_job_refilters_rehashes_dedups_and_reshards_img2dataset_shards(i2d
 
 
 # ---------------------------------------------------------------- tars streamed, cut, oversized; long cells; casts
-
-import io  # noqa: E402
-import logging  # noqa: E402
-import shutil  # noqa: E402
-import subprocess  # noqa: E402
-import tarfile  # noqa: E402
-from collections import Counter  # noqa: E402
 
 REAL = ["china.jpg", "flower.jpg", "coffee.png", "astronaut.png"]
 

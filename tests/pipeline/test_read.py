@@ -3,12 +3,14 @@ import json
 from collections import Counter
 
 import apache_beam as beam
+import pytest
 from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 
-from pipeline.read import ReadInputs, input_format, iter_records
+from pipeline.read import InputError, ReadInputs, check_inputs, input_format, iter_records
 
 from tests.data_paths import READABILITY, WARCS
+from tests.helpers.archives import recompress_whole, reencode_bodies, warc_to_arc
 
 
 class Tally:
@@ -97,11 +99,6 @@ def test_read_inputs_transform_over_globs():
 
 
 # ---------------------------------------------------------------- ARC, whole-file compression, codings
-
-import pytest  # noqa: E402
-
-from pipeline.read import InputError, check_inputs  # noqa: E402
-from tests.helpers.archives import recompress_whole, reencode_bodies, warc_to_arc  # noqa: E402
 
 CC = WARCS / "resiliparse-warcfile.warc.gz"
 
