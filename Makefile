@@ -14,8 +14,9 @@ OUTPUT ?= out/m3w
 RUNNER ?= DirectRunner
 # RUNNER=dask: a local dask.distributed cluster on 127.0.0.1 (or DASK_SCHEDULER=tcp://host:port)
 BEAM_RUNNER = $(if $(filter dask Dask DaskRunner,$(RUNNER)),DaskRunner,$(RUNNER))
-# The bundled sample is offline: its images are archived in the sample WARC.
-M3W_ARGS ?= $(if $(filter $(SAMPLE_INPUTS),$(INPUT)),--no-fetch,)
+# The bundled sample is offline: its images are archived in the sample WARC; the
+# demo also keeps what each filter dropped (OUTPUT/dropped/, for make browse).
+M3W_ARGS ?= $(if $(filter $(SAMPLE_INPUTS),$(INPUT)),--no-fetch --keep-dropped,)
 BEAM_ARGS ?=
 # Eval-set dedup: an index file from `make dedup-index`; empty = no eval dedup.
 DEDUP_INDEX ?=
@@ -32,12 +33,13 @@ TRAIN_ARGS ?=
 
 VIDEOS_WARC := build/sample/videos.warc.gz
 
-.PHONY: help venv sample m3w pairs videos validate dedup-index dedup-report train test bench faults clean
+.PHONY: help venv sample m3w pairs videos browse validate dedup-index dedup-report train test bench faults clean
 
 help:
 	@echo "make m3w        build M3W shards from the bundled sample (INPUT=... OUTPUT=... RUNNER=... BEAM_ARGS=...)"
 	@echo "make pairs      image-text pairs (ALIGN/LTIP-like) from the bundled sample -> out/pairs"
 	@echo "make videos     video-text pairs from the bundled video sample -> out/videos"
+	@echo "make browse     look at OUTPUT's samples and dropped victims in a web page (BROWSE_ARGS=--serve)"
 	@echo "make validate   check every shard in OUTPUT against the manifest and schema"
 	@echo "make dedup-index  build an eval-set index (EVAL='name=ANNOTATIONS:MEDIA_DIR ...' INDEX_OUT=...)"
 	@echo "make dedup-report run m3w with eval dedup and write dedup_report.{json,html}"
@@ -68,14 +70,19 @@ $(VIDEOS_WARC): $(STAMP) pipeline/sample_videos.py
 
 PAIRS_INPUT ?= $(SAMPLE_INPUTS)
 PAIRS_OUTPUT ?= out/pairs
+# ALIGN-like (alt texts) and LTIP-like (descriptions) sets in PAIRS_OUTPUT/align
+# and PAIRS_OUTPUT/ltip, as configs/flamingo-*-like.yaml and mixture-tiny.yaml
+# expect; PAIRS_SPLIT= (empty) writes one set.
+PAIRS_SPLIT ?= align=alt ltip=figcaption,title,context
 pairs: $(STAMP) $(SAMPLE_WARC)
 	$(PY) -m pipeline.pairs $(foreach i,$(PAIRS_INPUT),--input '$(i)') --output $(PAIRS_OUTPUT) \
-	    $(if $(filter $(SAMPLE_INPUTS),$(PAIRS_INPUT)),--no-fetch,) \
+	    $(if $(filter $(SAMPLE_INPUTS),$(PAIRS_INPUT)),--no-fetch --keep-dropped,) \
+	    $(foreach s,$(PAIRS_SPLIT),--split $(s)) \
 	    $(if $(DEDUP_INDEX),--dedup-index $(DEDUP_INDEX),) --runner=$(BEAM_RUNNER) $(BEAM_ARGS)
 
 VIDEOS_OUTPUT ?= out/videos
 videos: $(STAMP) $(VIDEOS_WARC)
-	$(PY) -m pipeline.videos --input $(VIDEOS_WARC) --list build/sample/videos.csv --no-fetch \
+	$(PY) -m pipeline.videos --input $(VIDEOS_WARC) --list build/sample/videos.csv --no-fetch --keep-dropped \
 	    --output $(VIDEOS_OUTPUT) $(if $(DEDUP_INDEX),--dedup-index $(DEDUP_INDEX),) \
 	    --runner=$(BEAM_RUNNER) $(BEAM_ARGS)
 
@@ -95,13 +102,28 @@ dedup-report: $(STAMP) $(SAMPLE_WARC)
 validate: $(STAMP)
 	$(PY) -m shards.validate $(OUTPUT)
 
-# With the default (tiny) config, trains on the shards `make m3w` writes,
-# building them first if they are absent.
-train: $(STAMP) $(if $(filter configs/tiny.yaml,$(CONFIG)),out/m3w/manifest.json,)
+# One self-contained page, OUTPUT/browse.html (BROWSE_ARGS=--serve: a local
+# server on 127.0.0.1 instead); the default OUTPUT is built first if absent.
+BROWSE_ARGS ?=
+browse: $(STAMP) $(if $(filter out/m3w,$(OUTPUT)),out/m3w/manifest.json,)
+	$(PY) -m shards.browse $(OUTPUT) $(BROWSE_ARGS)
+
+# With the bundled configs, trains on the shards `make m3w` (and for
+# mixture-tiny.yaml `make pairs` and `make videos`) write, building them first
+# if they are absent.
+MIXTURE_OUTPUTS := out/m3w/manifest.json out/pairs/align/manifest.json out/videos/manifest.json
+train: $(STAMP) $(if $(filter configs/tiny.yaml,$(CONFIG)),out/m3w/manifest.json,) \
+       $(if $(filter configs/mixture-tiny.yaml,$(CONFIG)),$(MIXTURE_OUTPUTS),)
 	$(PY) -m train.train --config $(CONFIG) $(TRAIN_ARGS)
 
 out/m3w/manifest.json:
 	$(MAKE) --no-print-directory m3w OUTPUT=out/m3w
+
+out/pairs/align/manifest.json:
+	$(MAKE) --no-print-directory pairs PAIRS_OUTPUT=out/pairs
+
+out/videos/manifest.json:
+	$(MAKE) --no-print-directory videos VIDEOS_OUTPUT=out/videos
 
 test: $(STAMP)
 	$(PY) -m pytest -q tests; rc=$$?; if [ $$rc -eq 5 ]; then echo "no tests collected"; exit 1; fi; exit $$rc

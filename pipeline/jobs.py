@@ -18,10 +18,30 @@ from .progress import Counts, ProgressLine, QuietFds
 
 
 class CountingDoFn(beam.DoFn):
-    """A DoFn with ``self.counts`` (Beam counters + progress line)."""
+    """A DoFn with ``self.counts`` (Beam counters + progress line) and, with
+    ``--keep-dropped`` (:meth:`keeping`), its victims on the DROPPED output."""
 
     progress_dir = None
     namespace = "m3w"
+    keep_dropped = None   # a pipeline.dropped.KeepDropped, or None (victims not kept)
+
+    def keeping(self, cfg) -> "CountingDoFn":
+        """This DoFn, emitting its victims when ``cfg`` is set (``--keep-dropped``)."""
+        self.keep_dropped = cfg
+        return self
+
+    def drop(self, reason: str, n: int = 1, counter: str | None = None, **victim) -> list:
+        """Count ``drop_<reason>`` (or ``counter``); with --keep-dropped also return
+        the victim as a tagged output (``yield from self.drop(...)``), built from
+        ``victim`` (shards.dropped.victim's fields: what, url, page_url, text, ...)."""
+        self.counts.inc(counter or f"drop_{reason}", n)
+        if self.keep_dropped is None or not victim:
+            return []
+        from shards.dropped import victim as make_victim
+
+        from .dropped import DROPPED
+
+        return [beam.pvalue.TaggedOutput(DROPPED, make_victim(reason, **victim))]
 
     def setup(self):
         self.counts = Counts(self.namespace, self.progress_dir)
@@ -90,10 +110,12 @@ def run_quietly(p, progress_dir, log_file, label, fields, quiet=False):
 
 def drive(kind: str, namespace: str, output: str, files: list[str], options: dict,
           beam_args: list[str], build, progress_fields, quiet: bool = False,
-          log_file: str | None = None) -> int:
+          log_file: str | None = None, subdirs: list[str] = ()) -> int:
     """The driver's part every job shares: the run id, the output folder, the
     pipeline run with its progress line, then manifest, report and summary.
-    ``build(p, run_id, progress_dir)`` adds the job's graph to pipeline ``p``."""
+    ``build(p, run_id, progress_dir)`` adds the job's graph to pipeline ``p``;
+    ``subdirs``: the job writes its shards to these folders of ``output`` (one
+    manifest each) instead of ``output`` itself (pairs --split)."""
     import shutil
     import time
 
@@ -108,6 +130,7 @@ def drive(kind: str, namespace: str, output: str, files: list[str], options: dic
     try:
         p = beam.Pipeline(options=beam_options(beam_args))
         build(p, run_id, progress_dir)
+        digest_inputs(p, files, output)
         result = run_quietly(p, progress_dir, log_file, kind, progress_fields, quiet)
     except Exception as e:
         print(f"error: the {kind} job failed: {type(e).__name__}: {e}\n(details in {log_file})",
@@ -116,16 +139,46 @@ def drive(kind: str, namespace: str, output: str, files: list[str], options: dic
     finally:
         shutil.rmtree(progress_dir, ignore_errors=True)
     finish_run(result, output, kind, namespace, run_id, options, files,
-               time.monotonic() - t0, log_file)
+               time.monotonic() - t0, log_file, subdirs)
     return 0
 
 
+def digest_inputs(p, files: list[str], output: str) -> None:
+    """The inputs' sha256 for the dataset card, computed by the workers."""
+    from .card import digest_input, write_inputs
+
+    (p | "InputFiles" >> beam.Create(files) | "SpreadInputs" >> beam.Reshuffle()
+     | "DigestInputs" >> beam.Map(digest_input) | "GatherDigests" >> beam.combiners.ToList()
+     | "WriteDigests" >> beam.Map(write_inputs, output))
+
+
 def finish_run(result, out_dir: str, kind: str, namespace: str, run_id: str, options: dict,
-               files: list[str], seconds: float, log_file: str) -> dict:
-    """Manifest (only this run's complete shards), stats.json, funnel.png, summary."""
+               files: list[str], seconds: float, log_file: str, subdirs: list[str] = ()) -> dict:
+    """Manifest (only this run's complete shards; one per subdir when the job
+    splits its output), stats.json, funnel.png, summary."""
+    from apache_beam.io.filesystems import FileSystems
+
     counters = report.counters_from_result(result, namespace)
-    manifest = write_manifest(out_dir, kind, run_id, options, report.data_counters(counters))
+    data = report.data_counters(counters)
+    if subdirs:
+        parts = {name: write_manifest(FileSystems.join(out_dir, name), kind, run_id,
+                                      dict(options, split=name), data) for name in subdirs}
+        manifest = {k: sum(m[k] for m in parts.values())
+                    for k in ("num_shards", "num_samples", "bytes")}
+    else:
+        manifest = write_manifest(out_dir, kind, run_id, options, data)
     stats = report.write_run_report(out_dir, kind, counters, manifest, files)
+    from .card import read_inputs, write_card
+
+    inputs = read_inputs(out_dir)
+    for name in subdirs or [None]:
+        sub = FileSystems.join(out_dir, name) if name else out_dir
+        write_card(sub, kind, parts[name] if name else manifest, stats, inputs)
     print(report.summary_text(kind, stats, out_dir, seconds))
+    for name, m in (parts.items() if subdirs else ()):
+        print(f"   {name}: {m['num_samples']:,} samples in {m['num_shards']} shards "
+              f"→ {FileSystems.join(out_dir, name)}")
+    print(f"   card: " + ", ".join(FileSystems.join(FileSystems.join(out_dir, n) if n else out_dir,
+                                                    "card.md") for n in subdirs or [None]))
     print(f"   log: {log_file}")
     return stats

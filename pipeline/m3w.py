@@ -30,6 +30,7 @@ from dedup.corpus import FrequentImages, NearDupDocs
 from dedup.index import EvalIndex
 from shards.writer import write_bytes_atomic
 
+from . import dropped
 from .documents import (assemble_sample, candidate_document, eval_matches, image_requests,
                         media_key)
 from .extract import ExtractConfig
@@ -66,20 +67,26 @@ class ExtractDocuments(CountingDoFn):
                 yield beam.pvalue.TaggedOutput(self.MEDIA, (media_key(rec.url), (rec.body, rec.headers)))
             return
         self.counts.inc("pages")
+        src = {"file": rec.source, "offset": rec.offset}
         if noai(rec.headers):
-            self.counts.inc("page_drop_noai")
+            yield from self.drop("page_noai", counter="page_drop_noai", what="page", url=rec.url,
+                                 source=src, x_robots_tag=rec.headers.get("x-robots-tag"))
             return
         try:
-            out = candidate_document(rec, self.fcfg, self.ecfg, self.langid)
+            out = candidate_document(rec, self.fcfg, self.ecfg, self.langid,
+                                     keep=self.keep_dropped is not None)
         except (OSError, MemoryError):
             raise  # the machine's problem (disk, memory), not the page's: fail loudly
         except Exception as e:  # one broken page never stops the job
-            self.counts.inc("page_drop_extract_error")
             log.warning("%s@%d (%s): extraction failed: %s: %s", rec.source, rec.offset,
                         rec.url, type(e).__name__, e)
+            yield from self.drop("page_extract_error", counter="page_drop_extract_error",
+                                 what="page", url=rec.url, source=src,
+                                 error=f"{type(e).__name__}: {str(e)[:300]}")
             return
         for reason, n in out.drops.items():
             self.counts.inc(f"drop_{reason}", n)
+        yield from dropped.emit(out.victims)
         if out.value is not None:
             self.counts.inc("candidate_documents")
             yield out.value
@@ -127,7 +134,10 @@ class AssembleSamples(CountingDoFn):
                     m, key, doc["url"], train_text=text))
             if self.dcfg.action == "drop":
                 if text_hits:
-                    self.counts.inc("drop_document_eval_text_contamination")
+                    yield from self.drop(
+                        "document_eval_text_contamination", what="document", url=doc["url"],
+                        text=text_hits[0][0], source=doc["source"], title=doc["title"],
+                        matches=[m.to_json() for _, m in text_hits][:5])
                     return
                 drop = set(by_image)
             else:
@@ -135,9 +145,11 @@ class AssembleSamples(CountingDoFn):
                 if text_hits:
                     doc = dict(doc, eval_text_matches=[m.to_json() for _, m in text_hits])
         out = assemble_sample(doc, images, self.fcfg, dedup_drop=drop, dedup_tags=tags,
-                              frequent=self._frequent_set(frequent))
+                              frequent=self._frequent_set(frequent),
+                              keep=self.keep_dropped is not None)
         for reason, n in out.drops.items():
             self.counts.inc(f"drop_{reason}", n)
+        yield from dropped.emit(out.victims)
         if out.value is not None:
             if doc.get("eval_text_matches"):
                 out.value["json"]["eval_text_matches"] = doc["eval_text_matches"]
@@ -162,18 +174,21 @@ class AssembleSamples(CountingDoFn):
 
 def build_m3w(p, inputs, out_dir, fcfg, ecfg, icfg, fetch_cfg, run_id, samples_per_shard,
               fetch=True, progress_dir=None, dcfg: DedupConfig = DedupConfig(),
-              media_cache: str | None = None):
-    """Add the M3W graph to pipeline ``p``; returns the PCollection of shard infos."""
+              media_cache: str | None = None, keep: dropped.KeepDropped | None = None):
+    """Add the M3W graph to pipeline ``p``; returns the PCollection of shard infos.
+    ``keep`` (--keep-dropped): also write the victims to OUTPUT/dropped/."""
     records = p | "ReadInputs" >> ReadInputs(inputs, NS, progress_dir)
     extracted = records | "ExtractDocuments" >> beam.ParDo(
-        ExtractDocuments(fcfg, ecfg, progress_dir)).with_outputs(ExtractDocuments.MEDIA,
-                                                                 main="docs")
+        ExtractDocuments(fcfg, ecfg, progress_dir).keeping(keep)).with_outputs(
+            ExtractDocuments.MEDIA, dropped.DROPPED, main="docs")
+    victims = [extracted[dropped.DROPPED]]
     docs = (extracted.docs
             | "KeyDocs" >> beam.Map(lambda d: (d["key"], d))
             | "DedupByKey" >> beam.CombinePerKey(_first_by_source))
     if dcfg.near_dup_threshold > 0:
-        docs = docs | "DropNearDuplicates" >> DropNearDuplicateDocs(dcfg.near_dup_threshold,
-                                                                     progress_dir)
+        docs, near_dups = docs | "DropNearDuplicates" >> DropNearDuplicateDocs(
+            dcfg.near_dup_threshold, progress_dir, keep)
+        victims.append(near_dups)
     refs = docs | "ImageRequests" >> beam.FlatMap(lambda kv: image_requests(kv[1]))
     resolved = ({"refs": refs, "archived": extracted[ExtractDocuments.MEDIA]}
                 | "JoinMediaByURL" >> beam.CoGroupByKey()
@@ -191,7 +206,7 @@ def build_m3w(p, inputs, out_dir, fcfg, ecfg, icfg, fetch_cfg, run_id, samples_p
                        lambda e: (e[0], e[1], {"ok": False, "reason": "not_archived"}, None)))
         to_process.append(offline)
     image_results = (to_process | "AllImages" >> beam.Flatten()
-                     | "ProcessImages" >> beam.ParDo(ProcessImages(icfg, progress_dir)))
+                     | "ProcessImages" >> beam.ParDo(ProcessImages(icfg, progress_dir).keeping(keep)))
     side = {}
     if dcfg.max_docs_per_image > 0:
         frequent = (image_results
@@ -207,8 +222,10 @@ def build_m3w(p, inputs, out_dir, fcfg, ecfg, icfg, fetch_cfg, run_id, samples_p
     assembled = ({"doc": docs, "images": image_results}
                  | "JoinDocsAndImages" >> beam.CoGroupByKey()
                  | "AssembleSamples" >> beam.ParDo(
-                     AssembleSamples(fcfg, dcfg, out_dir, progress_dir), **side).with_outputs(
-                         AssembleSamples.MATCHES, main="samples"))
+                     AssembleSamples(fcfg, dcfg, out_dir, progress_dir).keeping(keep),
+                     **side).with_outputs(AssembleSamples.MATCHES, dropped.DROPPED, main="samples"))
+    victims.append(assembled[dropped.DROPPED])
+    dropped.write_all(p, victims, out_dir, run_id, keep)
     if dcfg.index:
         (assembled[AssembleSamples.MATCHES]
          | "GatherMatches" >> beam.combiners.ToList()
@@ -228,12 +245,12 @@ def write_matches(matches: list[dict], path: str) -> int:
 
 
 class DropNearDuplicateDocs(beam.PTransform):
-    """(key, doc) → the same, minus documents whose text is a near-duplicate
-    (MinHash LSH, datasketch) of a document with a smaller key."""
+    """(key, doc) → (the same, minus documents whose text is a near-duplicate
+    (MinHash LSH, datasketch) of a document with a smaller key; their victims)."""
 
-    def __init__(self, threshold: float, progress_dir=None):
+    def __init__(self, threshold: float, progress_dir=None, keep=None):
         super().__init__()
-        self.threshold, self.progress_dir = threshold, progress_dir
+        self.threshold, self.progress_dir, self.keep = threshold, progress_dir, keep
 
     def expand(self, docs):
         dups = (docs
@@ -241,9 +258,11 @@ class DropNearDuplicateDocs(beam.PTransform):
                     n["text"] for n in kv[1]["nodes"] if "text" in n)))
                 | "NearDupDocs" >> NearDupDocs(threshold=self.threshold)
                 | "MarkDup" >> beam.Map(lambda k: (k, True)))
-        return ({"doc": docs, "dup": dups}
+        kept = ({"doc": docs, "dup": dups}
                 | "JoinDupMarks" >> beam.CoGroupByKey()
-                | "KeepFirst" >> beam.ParDo(_KeepUnmarked(self.progress_dir)))
+                | "KeepFirst" >> beam.ParDo(_KeepUnmarked(self.progress_dir).keeping(self.keep))
+                .with_outputs(dropped.DROPPED, main="docs"))
+        return kept.docs, kept[dropped.DROPPED]
 
 
 class _KeepUnmarked(CountingDoFn):
@@ -256,7 +275,10 @@ class _KeepUnmarked(CountingDoFn):
         if not docs:
             return
         if list(grouped["dup"]):
-            self.counts.inc("drop_document_near_duplicate")
+            doc = docs[0]
+            yield from self.drop("document_near_duplicate", what="document", url=doc["url"],
+                                 text="\n\n".join(n["text"] for n in doc["nodes"] if "text" in n),
+                                 source=doc["source"], title=doc["title"])
             return
         yield key, docs[0]
 
@@ -291,6 +313,7 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--allow-private-addresses", action="store_true",
                     help="let the fetcher reach loopback/private addresses (tests and the demo only)")
     add_cache_flags(ap)
+    dropped.add_flags(ap)
     return ap
 
 
@@ -320,6 +343,10 @@ def main(argv=None) -> int:
         if not _fs.exists(dcfg.index):
             ap.error(f"--dedup-index {dcfg.index}: no such file (build it with make dedup-index)")
     try:
+        keep = dropped.config_from_args(args)
+    except ValueError as e:
+        ap.error(str(e))
+    try:
         files = expand_globs(args.input)
     except FileNotFoundError as e:
         print(f"error: {e}", file=sys.stderr)
@@ -331,7 +358,7 @@ def main(argv=None) -> int:
                  lambda p, run_id, progress_dir: build_m3w(
                      p, files, args.output, fcfg, ecfg, icfg, fetch_cfg, run_id,
                      args.samples_per_shard, fetch=args.fetch, progress_dir=progress_dir,
-                     dcfg=dcfg, media_cache=cache_dir_from_args(args)),
+                     dcfg=dcfg, media_cache=cache_dir_from_args(args), keep=keep),
                  PROGRESS_FIELDS, args.quiet, args.log_file)
 
 

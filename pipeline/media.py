@@ -11,6 +11,7 @@ import apache_beam as beam
 from .documents import image_result
 from .images import ImageConfig, process_image
 from .jobs import CountingDoFn
+from .read import STAND_IN_KEY
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +48,11 @@ class ResolveMedia(CountingDoFn):
                 yield url, refs, {"ok": False, "reason": "noai"}, None
             else:
                 self.counts.inc(f"{self.label}_from_warc")
-                yield url, refs, None, (body, "warc")
+                if (headers or {}).get(STAND_IN_KEY):
+                    self.counts.inc(f"{self.label}_stand_in")
+                    yield url, refs, None, (body, "warc", True)
+                else:
+                    yield url, refs, None, (body, "warc")
         else:
             yield beam.pvalue.TaggedOutput(self.FETCH, (url, refs))
 
@@ -63,15 +68,26 @@ class ProcessImages(CountingDoFn):
         if failed is not None:
             res = failed
         else:
-            data, via = payload
+            data, via, stand_in = payload_parts(payload)
             processed = process_image(data, self.icfg, source=url)
             if processed.animated:
                 self.counts.inc("images_animated_first_frame")
-            res = image_result(processed, via)
+            res = image_result(processed, via, stand_in)
+            if not res["ok"] and self.keep_dropped is not None:
+                from shards.dropped import thumbnail
+
+                res["thumb"] = thumbnail(data)  # the victim's picture (--keep-dropped)
         if res["ok"]:
             self.counts.inc("images_ok")
         for doc_key, index in refs:
             yield doc_key, (index, res)
+
+
+def payload_parts(payload: tuple) -> tuple[bytes, str, bool]:
+    """(bytes, via[, stand_in]) → (bytes, via, stand_in): only archived
+    stand-ins (pipeline.read.STAND_IN_HEADER) carry the third element."""
+    data, via = payload[0], payload[1]
+    return data, via, bool(payload[2]) if len(payload) > 2 else False
 
 
 def fetch_outcome(element):

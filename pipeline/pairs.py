@@ -30,12 +30,14 @@ from dataclasses import replace
 from urllib.parse import urlsplit
 
 import apache_beam as beam
+from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 
-from shards.schema import build_pair_sample, make_key
+from shards.dropped import victim as dropped_victim
+from shards.schema import STAND_IN, build_pair_sample, make_key
 
-from . import media
-from .captions import CaptionConfig, caption_drop_reason, normalize, page_captions
+from . import dropped, media
+from .captions import SOURCES, CaptionConfig, caption_drop_reason, normalize, page_captions
 from .decode import decode_html
 from .documents import media_key
 from .extract import ExtractConfig, ImageRef, extract_page
@@ -67,7 +69,9 @@ class _CaptionFilter:
         self.ccfg, self.fcfg = ccfg, fcfg
         self.langid = LangId()
 
-    def check(self, text: str, counts) -> tuple[str, float] | None:
+    def check(self, text: str, counts, sink: list | None = None, **victim) -> tuple[str, float] | None:
+        """(lang, score) of a passing caption, or None (counted; with ``sink``, a
+        --keep-dropped list, the victim is appended with ``victim``'s fields)."""
         reason = caption_drop_reason(text, self.ccfg)
         lang, score = ("", 0.0)
         if reason is None:
@@ -75,6 +79,9 @@ class _CaptionFilter:
             reason = language_drop_reason(lang, score, self.fcfg)
         if reason:
             counts.inc(f"drop_caption_{reason}")
+            if sink is not None:
+                sink.append(dropped_victim(f"caption_{reason}", what="caption", text=text,
+                                           lang=lang or None, **victim))
             return None
         return lang, round(score, 4)
 
@@ -87,8 +94,10 @@ class ExtractPairs(CountingDoFn):
     MEDIA = "media"
 
     def __init__(self, fcfg: FilterConfig, ccfg: CaptionConfig, ecfg: ExtractConfig,
-                 progress_dir=None):
+                 progress_dir=None, splits: tuple = ()):
         self.fcfg, self.ccfg, self.ecfg, self.progress_dir = fcfg, ccfg, ecfg, progress_dir
+        # --split: caption source -> the set it goes to; "first" picks per image AND set.
+        self.split_of = {src: name for name, sources in splits for src in sources}
 
     def setup(self):
         super().setup()
@@ -101,38 +110,51 @@ class ExtractPairs(CountingDoFn):
                 yield beam.pvalue.TaggedOutput(self.MEDIA, (media_key(rec.url), (rec.body, rec.headers)))
             return
         self.counts.inc("pages")
+        src = {"file": rec.source, "offset": rec.offset}
         if media.noai(rec.headers):
-            self.counts.inc("page_drop_noai")
+            yield from self.drop("page_noai", counter="page_drop_noai", what="page", url=rec.url,
+                                 source=src)
             return
         try:
             html, _ = decode_html(rec.body, rec.charset)
             page = extract_page(html, rec.url, self.ecfg)
         except Exception as e:  # one broken page never stops the job
-            self.counts.inc("page_drop_extract_error")
             log.warning("%s@%d (%s): extraction failed: %s: %s", rec.source, rec.offset,
                         rec.url, type(e).__name__, e)
+            yield from self.drop("page_extract_error", counter="page_drop_extract_error",
+                                 what="page", url=rec.url, source=src,
+                                 error=f"{type(e).__name__}: {str(e)[:300]}")
             return
         yield from self._pairs(rec, page)
 
     def _pairs(self, rec, page):
         nodes = page.nodes
+        src = {"file": rec.source, "offset": rec.offset}
         bad_images: set[int] = set()
         for i, node in enumerate(nodes):
             if isinstance(node, ImageRef):
                 self.counts.inc("page_images")
                 reason = image_drop_reason(node.url, node.width, node.height, self.fcfg)
                 if reason:
-                    self.counts.inc(f"drop_image_{reason}")
+                    yield from self.drop(f"image_{reason}", what="image", url=node.url,
+                                         page_url=rec.url, source=src, index=i, alt=node.alt,
+                                         width=node.width, height=node.height)
                     bad_images.add(i)
         done: set[int] = set()
+        sink = [] if self.keep_dropped is not None else None
         for i, source, text in page_captions(nodes, self.ccfg):
-            if i in bad_images or (self.ccfg.pick == "first" and i in done):
+            group = (i, self.split_of.get(source))
+            if i in bad_images or (self.ccfg.pick == "first" and group in done):
                 continue
             self.counts.inc("caption_candidates")
-            ok = self.filter.check(text, self.counts)
+            ok = self.filter.check(text, self.counts, sink, url=nodes[i].url, page_url=rec.url,
+                                   source=src, index=f"{i}:{source}", caption_source=source)
+            if sink:
+                yield from dropped.emit(sink)
+                sink.clear()
             if ok is None:
                 continue
-            done.add(i)
+            done.add(group)
             node = nodes[i]
             caption = normalize(text)
             self.counts.inc("candidate_pairs")
@@ -156,7 +178,11 @@ class ListPairs(CountingDoFn):
 
     def process(self, item):
         self.counts.inc("caption_candidates")
-        ok = self.filter.check(item.caption, self.counts)
+        sink = [] if self.keep_dropped is not None else None
+        ok = self.filter.check(item.caption, self.counts, sink, url=item.url,
+                               source={"file": item.source, "offset": item.offset},
+                               caption_source="list")
+        yield from dropped.emit(sink or [])
         if ok is None:
             return
         caption = normalize(item.caption)
@@ -171,14 +197,21 @@ class ListPairs(CountingDoFn):
         yield cand
 
 
-def _drop_repeated(element, max_per_host, counts_ns=NS):
+def _drop_repeated(element, max_per_host, counts_ns=NS, keep=None):
     """((host, caption), {"cands", "n"}) → the candidates, unless the caption is on
-    >= max_per_host distinct images of that host."""
-    _, grouped = element
+    >= max_per_host distinct images of that host (with ``keep``: their victims)."""
+    (host, _), grouped = element
     n = sum(grouped["n"])
     cands = list(grouped["cands"])
     if max_per_host > 0 and n >= max_per_host:
         Metrics.counter(counts_ns, "drop_caption_repeated_on_host").inc(len(cands))
+        if keep is not None:
+            # One victim per (host, caption): the same text on n images.
+            c = min(cands, key=lambda c: c["key"])
+            yield from dropped.emit([dropped_victim(
+                "caption_repeated_on_host", what="caption", url=c["url"], page_url=c["page_url"],
+                text=c["caption"], source=c["source"], host=host, distinct_images=n,
+                caption_source=c["caption_source"])])
         return
     yield from cands
 
@@ -186,9 +219,9 @@ def _drop_repeated(element, max_per_host, counts_ns=NS):
 class DropRepeatedOnHost(beam.PTransform):
     """A keyed count: distinct image URLs per (host, lower-cased caption)."""
 
-    def __init__(self, max_per_host: int):
+    def __init__(self, max_per_host: int, keep=None):
         super().__init__()
-        self.max_per_host = max_per_host
+        self.max_per_host, self.keep = max_per_host, keep
 
     def expand(self, cands):
         keyed = cands | "KeyByHostCaption" >> beam.Map(
@@ -199,7 +232,9 @@ class DropRepeatedOnHost(beam.PTransform):
              | "CountImages" >> beam.combiners.Count.PerKey())
         return ({"cands": keyed, "n": n}
                 | "JoinCounts" >> beam.CoGroupByKey()
-                | "DropRepeated" >> beam.FlatMap(_drop_repeated, max_per_host=self.max_per_host))
+                | "DropRepeated" >> beam.FlatMap(_drop_repeated, max_per_host=self.max_per_host,
+                                                keep=self.keep).with_outputs(dropped.DROPPED,
+                                                                             main="cands"))
 
 
 def _first_by_source(cands):
@@ -237,12 +272,16 @@ class AssemblePairs(CountingDoFn):
             return
         c, res = cands[0], results[0]
         if not res["ok"]:
-            self.counts.inc(f"drop_image_{res['reason']}")
+            yield from self.drop(f"image_{res['reason']}", what="pair", url=c["url"],
+                                 page_url=c["page_url"], text=c["caption"], source=c["source"],
+                                 thumb=res.get("thumb"), caption_source=c["caption_source"])
             return
         meta = {"url": c["url"], "page_url": c["page_url"], "caption_source": c["caption_source"],
                 "lang": c["lang"], "lang_score": c["lang_score"], "source": c["source"],
                 **{k: res[k] for k in ("width", "height", "original_width", "original_height",
                                        "sha256", "phash", "via")}}
+        if res.get(STAND_IN):
+            meta[STAND_IN] = True
         if c.get("alt") is not None and c["caption_source"] != "alt":
             meta["alt"] = c["alt"]
         if "img2dataset" in c:
@@ -263,6 +302,14 @@ class DedupContent(CountingDoFn):
         samples = sorted(samples, key=lambda s: s["__key__"])
         if len(samples) > 1:
             self.counts.inc("drop_pair_duplicate", len(samples) - 1)
+            if self.keep_dropped is not None:
+                from shards.dropped import thumbnail
+
+                for s in samples[1:]:
+                    yield beam.pvalue.TaggedOutput(dropped.DROPPED, dropped_victim(
+                        "pair_duplicate", what="pair", url=s["json"]["url"],
+                        page_url=s["json"]["page_url"], text=s["txt"], source=s["json"]["source"],
+                        thumb=thumbnail(s["jpg"]), kept_key=samples[0]["__key__"]))
         self.counts.inc("pairs_unique")
         yield samples[0]
 
@@ -292,29 +339,78 @@ class EvalDedup(CountingDoFn):
         if ms:
             self.counts.inc(f"{self.kind}s_eval_matched")
         if not keep:
-            self.counts.inc(f"drop_{self.kind}_eval_match")
+            thumb = None
+            if self.keep_dropped is not None:
+                from shards.dropped import thumbnail
+
+                thumb = thumbnail(sample.get("jpg") or sample.get("0.jpg") or b"")
+            yield from self.drop(f"{self.kind}_eval_match", what=self.kind, url=meta["url"],
+                                 page_url=meta.get("page_url"), text=sample["txt"],
+                                 source=meta.get("source"), thumb=thumb,
+                                 matches=[m.to_json() for m in ms][:5])
             return
         if ms:
             sample = dict(sample, json=dict(meta, eval_matches=[m.to_json() for m in ms]))
         yield sample
 
 
+def parse_split(spec: str) -> tuple[str, tuple[str, ...]]:
+    """``align=alt`` → ("align", ("alt",)): a set of pairs, by caption source,
+    written to OUTPUT/NAME (``--split``, repeatable)."""
+    import re
+
+    name, sep, sources = spec.partition("=")
+    srcs = tuple(x.strip() for x in sources.split(",") if x.strip())
+    if not sep or not re.fullmatch(r"[A-Za-z0-9_-]+", name) or not srcs:
+        raise ValueError(f"--split {spec!r}: expected NAME=SOURCE[,SOURCE...] (e.g. align=alt)")
+    unknown = [x for x in srcs if x not in SOURCES]
+    if unknown:
+        raise ValueError(f"--split {spec!r}: unknown caption source {unknown[0]!r} "
+                         f"(choose from {', '.join(SOURCES)})")
+    return name, srcs
+
+
+def check_splits(splits: list[tuple[str, tuple[str, ...]]]) -> None:
+    names = [n for n, _ in splits]
+    if len(set(names)) != len(names):
+        raise ValueError(f"--split names must differ, got {names}")
+    seen: dict[str, str] = {}
+    for name, srcs in splits:
+        for src in srcs:
+            if src in seen:
+                raise ValueError(f"--split: caption source {src!r} is in both {seen[src]!r} and {name!r}")
+            seen[src] = name
+
+
 def build_pairs(p, inputs, lists, out_dir, fcfg, ccfg, ecfg, icfg, fetch_cfg, run_id,
                 samples_per_shard, fetch=True, list_cfg=ListConfig(), dedup_index=None,
-                dedup_action="drop", progress_dir=None, media_cache=None):
-    """Add the pairs graph to pipeline ``p``; returns the PCollection of shard infos."""
-    branches, archived = [], []
+                dedup_action="drop", progress_dir=None, media_cache=None, keep=None, splits=()):
+    """Add the pairs graph to pipeline ``p``; returns the PCollection of shard infos.
+
+    ``splits`` ((name, caption sources), ...): the pairs are written per set to
+    OUTPUT/NAME instead of OUTPUT (ALIGN-like alt texts and LTIP-like
+    descriptions in one run); ``ccfg.sources`` must hold their sources.
+    ``keep`` (--keep-dropped): also write the victims to OUTPUT/dropped/."""
+    branches, archived, victims = [], [], []
     if inputs:
         records = p | "ReadInputs" >> ReadInputs(inputs, NS, progress_dir)
         extracted = records | "ExtractPairs" >> beam.ParDo(
-            ExtractPairs(fcfg, ccfg, ecfg, progress_dir)).with_outputs(ExtractPairs.MEDIA, main="pairs")
+            ExtractPairs(fcfg, ccfg, ecfg, progress_dir, tuple(splits)).keeping(keep)).with_outputs(
+                ExtractPairs.MEDIA, dropped.DROPPED, main="pairs")
         branches.append(extracted.pairs)
         archived.append(extracted[ExtractPairs.MEDIA])
+        victims.append(extracted[dropped.DROPPED])
     if lists:
         items = p | "ReadLists" >> ReadLists(lists, list_cfg, NS, progress_dir)
-        branches.append(items | "ListPairs" >> beam.ParDo(ListPairs(fcfg, ccfg, progress_dir)))
-    cands = (branches | "AllCandidates" >> beam.Flatten()
-             | "DropRepeatedOnHost" >> DropRepeatedOnHost(ccfg.max_per_host)
+        listed = items | "ListPairs" >> beam.ParDo(
+            ListPairs(fcfg, ccfg, progress_dir).keeping(keep)).with_outputs(dropped.DROPPED,
+                                                                            main="pairs")
+        branches.append(listed.pairs)
+        victims.append(listed[dropped.DROPPED])
+    repeated = (branches | "AllCandidates" >> beam.Flatten()
+                | "DropRepeatedOnHost" >> DropRepeatedOnHost(ccfg.max_per_host, keep))
+    victims.append(repeated[dropped.DROPPED])
+    cands = (repeated.cands
              | "KeyPairs" >> beam.Map(lambda c: (c["key"], c))
              | "DedupByKey" >> beam.CombinePerKey(_first_by_source)
              | "Values" >> beam.Values()
@@ -336,20 +432,38 @@ def build_pairs(p, inputs, lists, out_dir, fcfg, ccfg, ecfg, icfg, fetch_cfg, ru
         to_process.append(resolved[media.ResolveMedia.FETCH] | "NotArchived" >> beam.Map(
             lambda e: (e[0], e[1], {"ok": False, "reason": "not_archived"}, None)))
     images = (to_process | "AllImages" >> beam.Flatten()
-              | "ProcessImages" >> beam.ParDo(_ProcessImages(icfg, progress_dir)))
-    samples = ({"pair": cands.pairs | "KeyCandidates" >> beam.Map(lambda c: (c["key"], c)),
-                "image": images}
-               | "JoinPairsAndImages" >> beam.CoGroupByKey()
-               | "AssemblePairs" >> beam.ParDo(AssemblePairs(progress_dir))
-               | "KeyByContent" >> beam.Map(
-                   lambda s: ((s["json"]["sha256"], s["txt"].lower()), s))
-               | "GroupByContent" >> beam.GroupByKey()
-               | "DedupContent" >> beam.ParDo(DedupContent(progress_dir)))
+              | "ProcessImages" >> beam.ParDo(_ProcessImages(icfg, progress_dir).keeping(keep)))
+    assembled = ({"pair": cands.pairs | "KeyCandidates" >> beam.Map(lambda c: (c["key"], c)),
+                  "image": images}
+                 | "JoinPairsAndImages" >> beam.CoGroupByKey()
+                 | "AssemblePairs" >> beam.ParDo(AssemblePairs(progress_dir).keeping(keep))
+                 .with_outputs(dropped.DROPPED, main="samples"))
+    victims.append(assembled[dropped.DROPPED])
+    unique = (assembled.samples
+              | "KeyByContent" >> beam.Map(lambda s: ((s["json"]["sha256"], s["txt"].lower()), s))
+              | "GroupByContent" >> beam.GroupByKey()
+              | "DedupContent" >> beam.ParDo(DedupContent(progress_dir).keeping(keep))
+              .with_outputs(dropped.DROPPED, main="samples"))
+    victims.append(unique[dropped.DROPPED])
+    samples = unique.samples
     if dedup_index:
-        samples = samples | "EvalDedup" >> beam.ParDo(
-            EvalDedup(dedup_index, dedup_action, "pair", progress_dir))
-    return samples | "WriteShards" >> AssignAndWriteShards(out_dir, "pairs", run_id,
-                                                           samples_per_shard, progress_dir, NS)
+        matched = samples | "EvalDedup" >> beam.ParDo(
+            EvalDedup(dedup_index, dedup_action, "pair", progress_dir).keeping(keep)).with_outputs(
+                dropped.DROPPED, main="samples")
+        victims.append(matched[dropped.DROPPED])
+        samples = matched.samples
+    dropped.write_all(p, victims, out_dir, run_id, keep)
+    if not splits:
+        return samples | "WriteShards" >> AssignAndWriteShards(out_dir, "pairs", run_id,
+                                                               samples_per_shard, progress_dir, NS)
+    split_of = {src: i for i, (_, srcs) in enumerate(splits) for src in srcs}
+    parts = samples | "SplitBySource" >> beam.Partition(
+        lambda s, n: split_of[s["json"]["caption_source"]], len(splits))
+    written = []
+    for (name, _), part in zip(splits, parts):
+        written.append(part | f"WriteShards_{name}" >> AssignAndWriteShards(
+            FileSystems.join(out_dir, name), "pairs", run_id, samples_per_shard, progress_dir, NS))
+    return written | "AllShards" >> beam.Flatten()
 
 
 # ---------------------------------------------------------------- CLI
@@ -383,6 +497,7 @@ def add_common_flags(ap: argparse.ArgumentParser, kind: str) -> None:
                     help="let the fetcher reach loopback/private addresses (tests and the demo only)")
     add_dataclass_flags(ap, ListConfig, title="list inputs (img2dataset's column flags)")
     add_cache_flags(ap)
+    dropped.add_flags(ap)
 
 
 def fetch_config_from_args(args, prefix="fetch") -> FetchConfig:
@@ -399,6 +514,10 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--all-text", action="store_true",
                     help="take images from the whole page instead of the main content")
     add_dataclass_flags(ap, CaptionConfig, prefix="caption", title="captions")
+    ap.add_argument("--split", action="append", default=[], metavar="NAME=SOURCES",
+                    help="write the pairs whose caption source is one of SOURCES to OUTPUT/NAME "
+                         "(repeatable; e.g. --split align=alt --split ltip=figcaption,title,context "
+                         "for ALIGN-like and LTIP-like sets in one run; 'list' for url-list rows)")
     add_dataclass_flags(ap, FilterConfig, title="image URL and language filters (as m3w)",
                         skip=_M3W_ONLY)
     add_dataclass_flags(ap, ImageConfig, prefix="image", title="images")
@@ -427,6 +546,20 @@ def main(argv=None) -> int:
     fetch_cfg = fetch_config_from_args(args)
     ecfg = ExtractConfig(main_content=not args.all_text)
     try:
+        keep = dropped.config_from_args(args)
+        splits = [parse_split(x) for x in args.split]
+        check_splits(splits)
+    except ValueError as e:
+        ap.error(str(e))
+    if splits:
+        if args.lists and not any("list" in srcs for _, srcs in splits):
+            ap.error("--list rows have caption source 'list': name it in a --split (e.g. "
+                     "--split ltip=figcaption,list)")
+        wanted = [x for _, srcs in splits for x in srcs if x != "list"]
+        # the configured preference order first, then any split source it lacks
+        ccfg = replace(ccfg, sources=tuple([x for x in ccfg.sources if x in wanted]
+                                           + [x for x in wanted if x not in ccfg.sources]))
+    try:
         files = expand_globs(args.input) if args.input else []
         list_files = expand_globs(args.lists) if args.lists else []
     except FileNotFoundError as e:
@@ -438,13 +571,17 @@ def main(argv=None) -> int:
                "dedup_index": os.path.basename(args.dedup_index) if args.dedup_index else None,
                "dedup_action": args.dedup_action,
                "inputs": [os.path.basename(f) for f in files + list_files]}
+    if splits:
+        options["splits"] = {name: list(srcs) for name, srcs in splits}
     return drive("pairs", NS, args.output, files + list_files, options, beam_args,
                  lambda p, run_id, progress_dir: build_pairs(
                      p, files, list_files, args.output, fcfg, ccfg, ecfg, icfg, fetch_cfg, run_id,
                      args.samples_per_shard, fetch=args.fetch, list_cfg=list_cfg,
                      dedup_index=args.dedup_index, dedup_action=args.dedup_action,
-                     progress_dir=progress_dir, media_cache=cache_dir_from_args(args)),
-                 PROGRESS_FIELDS, args.quiet, args.log_file)
+                     progress_dir=progress_dir, media_cache=cache_dir_from_args(args),
+                     keep=keep, splits=splits),
+                 PROGRESS_FIELDS, args.quiet, args.log_file,
+                 subdirs=[name for name, _ in splits])
 
 
 if __name__ == "__main__":

@@ -32,6 +32,15 @@ MEDIA_PREFIXES = ("image/", "video/", "audio/")
 MEDIA_TYPES = ("text/vtt", "text/srt", "application/x-subrip")
 
 
+# A WARC extension field our bundled sample (pipeline/sample.py) sets on an
+# archived response whose payload is NOT the resource the URL served (a real
+# photo standing in for a page's missing image); the value says what it is.
+# Kept in Record.headers under STAND_IN_KEY and carried into the shard json
+# as ``stand_in`` (shards.schema.STAND_IN).
+STAND_IN_HEADER = "WARC-Stand-In"
+STAND_IN_KEY = "stand-in"
+
+
 def is_media_type(media: str) -> bool:
     return media.startswith(MEDIA_PREFIXES) or media in MEDIA_TYPES
 
@@ -476,6 +485,9 @@ def _to_record(rec, body: bytes, path: str, offset: int, counts: Counts) -> Reco
             v = rec.http_headers.get_header(k)
             if v:
                 headers[k.lower()] = v
+    stand_in = rec.rec_headers.get_header(STAND_IN_HEADER)
+    if stand_in:
+        headers[STAND_IN_KEY] = stand_in
     url = rec.rec_headers.get_header("WARC-Target-URI") or ""
     return Record(url=url, body=body, content_type=media, charset=charset,
                   source=path, offset=offset, headers=headers)

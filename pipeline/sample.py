@@ -14,7 +14,14 @@ What is real and what is assembled (also in tests/data/PROVENANCE.md):
 - the same for the images referenced by the real crawl pages in
   tests/data/warc (which the demo reads beside this WARC);
 - one image URL in nine gets the first half of a real JPEG instead, so the
-  demo also shows the decoder's handling of truncated downloads.
+  demo also shows the decoder's handling of truncated downloads;
+- every such record carries a ``WARC-Stand-In`` header naming what its
+  payload really is (pipeline.read.STAND_IN_HEADER), so the jobs mark those
+  images ``"stand_in": true`` in the shard json and the browser flags them;
+- beside them, real pages archived WITH their own images: 20 scikit-image
+  gallery pages (tests/data/html/skimage-docs, BSD-3-Clause, from Debian's
+  python-skimage-doc) under the URLs upstream publishes them at, each image
+  the very file the page shows (no stand-in header).
 
 The output is deterministic (fixed record ids and dates), so the demo's
 shards are too.  Browser-made archives (e.g. Webrecorder) have this shape:
@@ -36,7 +43,7 @@ from warcio.warcwriter import WARCWriter
 from .extract import ImageRef, extract_page
 from .filters import FilterConfig, image_drop_reason
 from .decode import decode_html
-from .read import html_file_url, iter_records
+from .read import STAND_IN_HEADER, html_file_url, iter_records
 
 DATA = Path(__file__).resolve().parent.parent / "tests" / "data"
 PHOTOS = ["astronaut.png", "chelsea.png", "coffee.png", "rocket.jpg", "retina.jpg",
@@ -44,6 +51,9 @@ PHOTOS = ["astronaut.png", "chelsea.png", "coffee.png", "rocket.jpg", "retina.jp
           "brick.png", "grass.png", "moon.png", "horse.png", "china.jpg", "flower.jpg",
           "grace_hopper.jpg", "clock_motion.png"]
 WARC_DATE = "2024-05-01T00:00:00Z"
+# Real pages with their own images, and where they are published.
+OWN_IMAGES = "html/skimage-docs"
+OWN_IMAGES_BASE = "https://scikit-image.org/docs/0.19.x/"
 
 
 def _digest(*parts: str) -> str:
@@ -54,16 +64,21 @@ def _content_type(name: str) -> str:
     return "image/png" if name.endswith(".png") else "image/jpeg"
 
 
-def _write(writer: WARCWriter, url: str, body: bytes, content_type: str) -> None:
+def _write(writer: WARCWriter, url: str, body: bytes, content_type: str,
+           stand_in: str | None = None) -> None:
+    """One response record; ``stand_in`` (what the payload really is) marks a
+    payload that is not the resource ``url`` served (pipeline.read.STAND_IN_HEADER)."""
     http = StatusAndHeaders("200 OK", [("Content-Type", content_type),
                                       ("Content-Length", str(len(body)))],
                             protocol="HTTP/1.1")
     rid = _digest("record", url)
-    rec = writer.create_warc_record(
-        url, "response", payload=io.BytesIO(body), http_headers=http,
-        warc_headers_dict={"WARC-Date": WARC_DATE,
-                           "WARC-Record-ID": f"<urn:uuid:{rid[:8]}-{rid[8:12]}-{rid[12:16]}-"
-                                             f"{rid[16:20]}-{rid[20:32]}>"})
+    warc_headers = {"WARC-Date": WARC_DATE,
+                    "WARC-Record-ID": f"<urn:uuid:{rid[:8]}-{rid[8:12]}-{rid[12:16]}-"
+                                      f"{rid[16:20]}-{rid[20:32]}>"}
+    if stand_in:
+        warc_headers[STAND_IN_HEADER] = stand_in
+    rec = writer.create_warc_record(url, "response", payload=io.BytesIO(body), http_headers=http,
+                                    warc_headers_dict=warc_headers)
     writer.write_record(rec)
 
 
@@ -84,8 +99,13 @@ def page_image_urls(html: str, url: str, fcfg: FilterConfig) -> list[str]:
     return out
 
 
-def build_sample(out_path: str, data_dir: Path = DATA, max_pages: int | None = None) -> dict:
-    """Write the sample WARC; ``max_pages`` keeps the first N pages (for tests)."""
+def build_sample(out_path: str, data_dir: Path = DATA, max_pages: int | None = None,
+                 own_image_pages: bool | None = None) -> dict:
+    """Write the sample WARC; ``max_pages`` keeps the first N Readability pages
+    (for tests); ``own_image_pages``: add the pages saved with their own images
+    (default: when all pages are taken)."""
+    if own_image_pages is None:
+        own_image_pages = max_pages is None
     fcfg = FilterConfig()
     photos = {p: (data_dir / "images" / p).read_bytes() for p in PHOTOS}
     jpeg = photos["rocket.jpg"]
@@ -112,10 +132,12 @@ def build_sample(out_path: str, data_dir: Path = DATA, max_pages: int | None = N
                 archived.add(img_url)
                 name = photo_for_url(img_url)
                 if name is None:
-                    _write(writer, img_url, truncated, "image/jpeg")
+                    _write(writer, img_url, truncated, "image/jpeg",
+                           stand_in="first half of tests/data/images/rocket.jpg")
                     n_truncated += 1
                 else:
-                    _write(writer, img_url, photos[name], _content_type(name))
+                    _write(writer, img_url, photos[name], _content_type(name),
+                           stand_in=f"tests/data/images/{name}")
                 n_images += 1
         # The real crawl WARCs beside the sample: archive photos for the
         # images their pages reference too (the pages stay in their own files).
@@ -128,11 +150,36 @@ def build_sample(out_path: str, data_dir: Path = DATA, max_pages: int | None = N
                     if img_url not in archived:
                         archived.add(img_url)
                         name = photo_for_url(img_url) or "rocket.jpg"
-                        _write(writer, img_url, photos[name], _content_type(name))
+                        _write(writer, img_url, photos[name], _content_type(name),
+                               stand_in=f"tests/data/images/{name}")
                         n_images += 1
+        own_pages, own_images = (_write_own_image_pages(writer, data_dir / OWN_IMAGES, fcfg,
+                                                         archived) if own_image_pages else (0, 0))
     os.replace(tmp, out_path)
-    return {"pages": n_pages, "images": n_images, "truncated_images": n_truncated,
+    return {"pages": n_pages + own_pages, "images": n_images + own_images,
+            "truncated_images": n_truncated, "stand_in_images": n_images,
+            "own_image_pages": own_pages, "own_images": own_images,
             "bytes": os.path.getsize(out_path)}
+
+
+def _write_own_image_pages(writer, root: Path, fcfg: FilterConfig, archived: set) -> tuple[int, int]:
+    """The real pages saved with their images, at their published URLs: every
+    image a page references that was saved with it is archived as it is."""
+    n_pages = n_images = 0
+    for path in sorted(root.glob("**/*.html.gz")):
+        rel = path.relative_to(root).as_posix()[: -len(".gz")]
+        url = OWN_IMAGES_BASE + rel
+        body = gzip.decompress(path.read_bytes())
+        _write(writer, url, body, "text/html; charset=utf-8")
+        n_pages += 1
+        for img_url in page_image_urls(body.decode("utf-8"), url, fcfg):
+            local = root / img_url[len(OWN_IMAGES_BASE):] if img_url.startswith(OWN_IMAGES_BASE) else None
+            if img_url in archived or local is None or not local.is_file():
+                continue  # not saved with the page: the job counts it as not archived
+            archived.add(img_url)
+            _write(writer, img_url, local.read_bytes(), _content_type(local.name))
+            n_images += 1
+    return n_pages, n_images
 
 
 def main(argv=None) -> int:
@@ -141,8 +188,10 @@ def main(argv=None) -> int:
     ap.add_argument("--max-pages", type=int, help="only the first N pages (default: all)")
     args = ap.parse_args(argv)
     st = build_sample(args.out, max_pages=args.max_pages)
-    print(f"sample WARC {args.out}: {st['pages']} real pages, {st['images']} archived images "
-          f"({st['truncated_images']} deliberately truncated), {st['bytes'] / 1e6:.1f} MB")
+    print(f"sample WARC {args.out}: {st['pages']} real pages, {st['images']} archived images: "
+          f"{st['own_images']} the pages' own ({st['own_image_pages']} pages), "
+          f"{st['stand_in_images']} stand-ins ({st['truncated_images']} deliberately truncated); "
+          f"{st['bytes'] / 1e6:.1f} MB")
     return 0
 
 

@@ -187,7 +187,8 @@ def build_sample(out_path: str, data_dir: Path = DATA) -> dict:
             html, _ = decode_html(body, None)
             for v in discover_videos(html, url):
                 if v["url"].startswith(("http://", "https://")):
-                    _write(writer, v["url"], (videos / clip).read_bytes(), "video/mp4")
+                    _write(writer, v["url"], (videos / clip).read_bytes(), "video/mp4",
+                           stand_in=f"tests/data/videos/{clip}")
                     n_clips += 1
                     if track_file is not None:
                         _write(writer, v["track"]["url"], track_file, "text/vtt; charset=utf-8")

@@ -77,9 +77,10 @@ from urllib.parse import urljoin, urlsplit
 
 import apache_beam as beam
 
-from shards.schema import build_video_sample, make_key
+from shards.dropped import victim as dropped_victim
+from shards.schema import STAND_IN, build_video_sample, make_key
 
-from . import media
+from . import dropped, media
 from .captions import CaptionConfig, caption_drop_reason, normalize
 from .decode import decode_html
 from .documents import media_key
@@ -336,8 +337,9 @@ class _CaptionPicker:
     def __init__(self, ccfg: CaptionConfig, fcfg: FilterConfig):
         self.ccfg, self.fcfg, self.langid = ccfg, fcfg, LangId()
 
-    def pick(self, captions, counts):
-        """First passing (source, caption, lang, score); each failure counted."""
+    def pick(self, captions, counts, sink: list | None = None, **victim):
+        """First passing (source, caption, lang, score); each failure counted
+        (and, with ``sink``, a --keep-dropped list, kept with ``victim``'s fields)."""
         for source, text in captions:
             reason = caption_drop_reason(text, self.ccfg)
             if reason is None:
@@ -346,6 +348,9 @@ class _CaptionPicker:
                 if reason is None:
                     return source, normalize(text), lang, round(score, 4)
             counts.inc(f"drop_caption_{reason}")
+            if sink is not None:
+                sink.append(dropped_victim(f"caption_{reason}", what="caption", text=text,
+                                           caption_source=source, index=source, **victim))
         return None
 
 
@@ -378,8 +383,10 @@ class DiscoverVideos(CountingDoFn):
                                                (media_key(rec.url), (rec.body, rec.headers)))
             return
         self.counts.inc("pages")
+        src = {"file": rec.source, "offset": rec.offset}
         if media.noai(rec.headers):
-            self.counts.inc("page_drop_noai")
+            yield from self.drop("page_noai", counter="page_drop_noai", what="page", url=rec.url,
+                                 source=src)
             return
         try:
             html, _ = decode_html(rec.body, rec.charset)
@@ -392,7 +399,8 @@ class DiscoverVideos(CountingDoFn):
         for v in found:
             self.counts.inc("video_candidates")
             if urlsplit(v["url"]).scheme not in ("http", "https"):
-                self.counts.inc("drop_video_bad_scheme")
+                yield from self.drop("video_bad_scheme", what="video", url=v["url"][:300],
+                                     page_url=rec.url, source=src)
                 continue
             track = v.get("track") if self.tcfg.enabled else None
             if track is not None and urlsplit(track["url"]).scheme not in ("http", "https"):
@@ -405,9 +413,13 @@ class DiscoverVideos(CountingDoFn):
                     "page_url": rec.url, "source": {"file": rec.source, "offset": rec.offset}}))
                 continue
             if not v["captions"]:
-                self.counts.inc("drop_caption_none")
+                yield from self.drop("caption_none", what="video", url=v["url"], page_url=rec.url,
+                                     source=src)
                 continue
-            picked = self.picker.pick(v["captions"], self.counts)
+            sink = [] if self.keep_dropped is not None else None
+            picked = self.picker.pick(v["captions"], self.counts, sink, url=v["url"],
+                                      page_url=rec.url, source=src)
+            yield from dropped.emit(sink or [])
             if picked is None:
                 continue
             yield _candidate(v["url"], picked, rec.url, rec.source, rec.offset)
@@ -497,9 +509,13 @@ class TrackCaptions(CountingDoFn):
             else:
                 caps = with_track(caps, text, self.tcfg.position)
             if not caps:
-                self.counts.inc("drop_caption_none")
+                yield from self.drop("caption_none", what="video", url=ref["url"],
+                                     page_url=ref["page_url"], source=ref["source"])
                 continue
-            picked = self.picker.pick(caps, self.counts)
+            sink = [] if self.keep_dropped is not None else None
+            picked = self.picker.pick(caps, self.counts, sink, url=ref["url"],
+                                      page_url=ref["page_url"], source=ref["source"])
+            yield from dropped.emit(sink or [])
             if picked is None:
                 continue
             c = _candidate(ref["url"], picked, ref["page_url"], ref["source"]["file"],
@@ -531,7 +547,10 @@ class ListVideos(CountingDoFn):
         if item.image is not None:
             self.counts.inc("drop_video_not_a_video_list")  # an img2dataset shard given to videos
             return
-        picked = self.picker.pick([("list", item.caption)], self.counts)
+        sink = [] if self.keep_dropped is not None else None
+        picked = self.picker.pick([("list", item.caption)], self.counts, sink, url=item.url,
+                                  source={"file": item.source, "offset": item.offset})
+        yield from dropped.emit(sink or [])
         if picked is None:
             return
         self.counts.inc("candidate_videos")
@@ -558,12 +577,14 @@ class DecodeVideos(CountingDoFn):
         if failed is not None:
             res = failed
         else:
-            data, via = payload
+            data, via, stand_in = media.payload_parts(payload)
             d = decode_video(data, self.vcfg, source=url)
             if d.ok:
                 self.counts.inc("videos_decoded")
                 self.counts.inc("frames_decoded", len(d.frames))
                 res = {"ok": True, "via": via, "video": d}
+                if stand_in:
+                    res[STAND_IN] = True
             else:
                 res = {"ok": False, "reason": d.reason}
         for key, _ in refs:
@@ -609,7 +630,9 @@ class AssembleVideos(CountingDoFn):
             return
         c, res = cands[0], results[0]
         if not res["ok"]:
-            self.counts.inc(f"drop_video_{res['reason']}")
+            yield from self.drop(f"video_{res['reason']}", what="video", url=c["url"],
+                                 page_url=c["page_url"], text=c["caption"], source=c["source"],
+                                 caption_source=c["caption_source"])
             return
         d = res["video"]
         picked = self._clip_caption(c, d)
@@ -624,6 +647,8 @@ class AssembleVideos(CountingDoFn):
                 "width": d.width, "height": d.height, "frame_width": d.frame_width,
                 "frame_height": d.frame_height, "codec": d.codec, "has_audio": d.has_audio,
                 "truncated_to": d.truncated_to}
+        if res.get(STAND_IN):
+            meta[STAND_IN] = True
         if c.get("track_url"):
             meta["track_url"] = c["track_url"]
             if cap_source != "track":
@@ -635,17 +660,21 @@ class AssembleVideos(CountingDoFn):
 
 def build_videos(p, inputs, lists, out_dir, fcfg, ccfg, vcfg, fetch_cfg, run_id,
                  samples_per_shard, fetch=True, list_cfg=ListConfig(), dedup_index=None,
-                 dedup_action="drop", progress_dir=None, track_cfg=TrackConfig(), media_cache=None):
-    """Add the videos graph to pipeline ``p``; returns the PCollection of shard infos."""
+                 dedup_action="drop", progress_dir=None, track_cfg=TrackConfig(), media_cache=None,
+                 keep=None):
+    """Add the videos graph to pipeline ``p``; returns the PCollection of shard infos.
+    ``keep`` (--keep-dropped): also write the victims to OUTPUT/dropped/."""
     if track_cfg.position not in TRACK_POSITIONS:
         raise ValueError(f"track position {track_cfg.position!r}: choose from {TRACK_POSITIONS}")
-    branches, archived = [], []
+    branches, archived, victims = [], [], []
     if inputs:
         found = (p | "ReadInputs" >> ReadInputs(inputs, NS, progress_dir)
-                 | "DiscoverVideos" >> beam.ParDo(DiscoverVideos(fcfg, ccfg, progress_dir, track_cfg))
+                 | "DiscoverVideos" >> beam.ParDo(
+                     DiscoverVideos(fcfg, ccfg, progress_dir, track_cfg).keeping(keep))
                  .with_outputs(DiscoverVideos.MEDIA, DiscoverVideos.TRACKS,
-                               DiscoverVideos.TRACK_MEDIA, main="videos"))
+                               DiscoverVideos.TRACK_MEDIA, dropped.DROPPED, main="videos"))
         branches.append(found.videos)
+        victims.append(found[dropped.DROPPED])
         archived.append(found[DiscoverVideos.MEDIA])
         tracks = ({"refs": found[DiscoverVideos.TRACKS], "archived": found[DiscoverVideos.TRACK_MEDIA]}
                   | "JoinTracksByURL" >> beam.CoGroupByKey()
@@ -662,12 +691,18 @@ def build_videos(p, inputs, lists, out_dir, fcfg, ccfg, vcfg, fetch_cfg, run_id,
         else:
             track_files.append(tracks[ResolveTracks.FETCH] | "TracksNotArchived" >> beam.Map(
                 lambda e: (e[0], e[1], "not_archived", None)))
-        branches.append(track_files | "AllTracks" >> beam.Flatten()
-                        | "TrackCaptions" >> beam.ParDo(
-                            TrackCaptions(fcfg, ccfg, track_cfg, vcfg.max_seconds, progress_dir)))
+        tracked = (track_files | "AllTracks" >> beam.Flatten()
+                   | "TrackCaptions" >> beam.ParDo(
+                       TrackCaptions(fcfg, ccfg, track_cfg, vcfg.max_seconds, progress_dir)
+                       .keeping(keep)).with_outputs(dropped.DROPPED, main="videos"))
+        branches.append(tracked.videos)
+        victims.append(tracked[dropped.DROPPED])
     if lists:
-        branches.append(p | "ReadLists" >> ReadLists(lists, list_cfg, NS, progress_dir)
-                        | "ListVideos" >> beam.ParDo(ListVideos(fcfg, ccfg, progress_dir)))
+        listed = (p | "ReadLists" >> ReadLists(lists, list_cfg, NS, progress_dir)
+                  | "ListVideos" >> beam.ParDo(ListVideos(fcfg, ccfg, progress_dir).keeping(keep))
+                  .with_outputs(dropped.DROPPED, main="videos"))
+        branches.append(listed.videos)
+        victims.append(listed[dropped.DROPPED])
     cands = (branches | "AllCandidates" >> beam.Flatten()
              | "KeyVideos" >> beam.Map(lambda c: (c["key"], c))
              | "DedupByKey" >> beam.CombinePerKey(
@@ -687,14 +722,22 @@ def build_videos(p, inputs, lists, out_dir, fcfg, ccfg, vcfg, fetch_cfg, run_id,
     else:
         to_decode.append(resolved[ResolveVideos.FETCH] | "NotArchived" >> beam.Map(
             lambda e: (e[0], e[1], {"ok": False, "reason": "not_archived"}, None)))
-    samples = ({"cand": cands,
-                "video": to_decode | "AllClips" >> beam.Flatten()
-                | "DecodeVideos" >> beam.ParDo(DecodeVideos(vcfg, progress_dir))}
-               | "JoinVideos" >> beam.CoGroupByKey()
-               | "AssembleVideos" >> beam.ParDo(AssembleVideos(vcfg.fps, progress_dir, fcfg, ccfg)))
+    assembled = ({"cand": cands,
+                  "video": to_decode | "AllClips" >> beam.Flatten()
+                  | "DecodeVideos" >> beam.ParDo(DecodeVideos(vcfg, progress_dir))}
+                 | "JoinVideos" >> beam.CoGroupByKey()
+                 | "AssembleVideos" >> beam.ParDo(
+                     AssembleVideos(vcfg.fps, progress_dir, fcfg, ccfg).keeping(keep))
+                 .with_outputs(dropped.DROPPED, main="samples"))
+    victims.append(assembled[dropped.DROPPED])
+    samples = assembled.samples
     if dedup_index:
-        samples = samples | "EvalDedup" >> beam.ParDo(
-            EvalDedup(dedup_index, dedup_action, "video", progress_dir))
+        matched = samples | "EvalDedup" >> beam.ParDo(
+            EvalDedup(dedup_index, dedup_action, "video", progress_dir).keeping(keep)).with_outputs(
+                dropped.DROPPED, main="samples")
+        victims.append(matched[dropped.DROPPED])
+        samples = matched.samples
+    dropped.write_all(p, victims, out_dir, run_id, keep)
     return samples | "WriteShards" >> AssignAndWriteShards(out_dir, "videos", run_id,
                                                            samples_per_shard, progress_dir, NS)
 
@@ -756,6 +799,10 @@ def main(argv=None) -> int:
     if track_cfg.position not in TRACK_POSITIONS:
         ap.error(f"--track-position must be one of {', '.join(TRACK_POSITIONS)}")
     try:
+        keep = dropped.config_from_args(args)
+    except ValueError as e:
+        ap.error(str(e))
+    try:
         files = expand_globs(args.input) if args.input else []
         list_files = expand_globs(args.lists) if args.lists else []
     except FileNotFoundError as e:
@@ -775,7 +822,7 @@ def main(argv=None) -> int:
                      args.samples_per_shard, fetch=args.fetch, list_cfg=list_cfg,
                      dedup_index=args.dedup_index, dedup_action=args.dedup_action,
                      progress_dir=progress_dir, track_cfg=track_cfg,
-                     media_cache=cache_dir_from_args(args)),
+                     media_cache=cache_dir_from_args(args), keep=keep),
                  PROGRESS_FIELDS, args.quiet, args.log_file)
 
 

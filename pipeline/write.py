@@ -38,6 +38,11 @@ class AssignAndWriteShards(beam.PTransform):
         self.samples_per_shard, self.progress_dir = samples_per_shard, progress_dir
 
     def expand(self, samples):
+        from .card import ProfileFn, write_profile
+
+        # The dataset card's distributions, counted as the shards are written.
+        (samples | "ProfileSamples" >> beam.CombineGlobally(ProfileFn.make(self.kind))
+         | "WriteProfile" >> beam.Map(write_profile, self.out_dir))
         total = samples | "CountSamples" >> beam.combiners.Count.Globally()
         per = self.samples_per_shard
 

@@ -119,6 +119,11 @@ def shard_index_for_key(key: str, num_shards: int) -> int:
 
 
 M3W_IMAGE_FIELDS = ("key", "url", "alt", "sha256", "phash", "width", "height")
+# Optional, on an m3w image entry, a pairs json or a videos json: ``true`` when
+# the stored picture is NOT what its URL served but a stand-in (the bundled demo
+# archives real photos under the URLs of images its saved pages never kept).
+# Absent means the media is the resource as archived or fetched.
+STAND_IN = "stand_in"
 M3W_REQUIRED = ("text", "images", "url", "source", "lang")
 PAIR_REQUIRED = ("url", "caption_source", "width", "height", "sha256", "phash")
 VIDEO_REQUIRED = ("url", "duration", "fps", "frame_times")

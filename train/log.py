@@ -63,29 +63,41 @@ class RunLog:
     def plot(self) -> None:
         if not self.enabled:
             return
-        import matplotlib
-        matplotlib.use("Agg")
         import matplotlib.pyplot as plt
 
-        fig, ax = plt.subplots(figsize=(7, 4))
-        train = [r for r in self.records if r["kind"] == "train"]
-        names = sorted({n for r in train for n in r["loss"]})
-        for name in names:
-            pts = [(r["step"], r["loss"][name]) for r in train if name in r["loss"]]
-            ax.plot(*zip(*pts), label=f"train {name}")
-        evals = [r for r in self.records if r["kind"] == "eval"]
-        if evals:
-            ax.plot([r["step"] for r in evals], [r["eval_loss"]["heldout"] for r in evals], "o-",
-                    label="held-out")
-        ax.set_xlabel("optimiser step")
-        ax.set_ylabel("loss (nats/token)")
-        ax.grid(alpha=0.3)
-        ax.legend()
-        fig.tight_layout()
+        fig = self.figure()
         tmp = self.png + ".tmp.png"
         fig.savefig(tmp, dpi=100)
         plt.close(fig)
         os.replace(tmp, self.png)
+
+    def figure(self):
+        """loss.png's figure: per dataset, the training loss and the held-out loss."""
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        fig, ax = plt.subplots(figsize=(8, 4.5))
+        train = [r for r in self.records if r["kind"] == "train"]
+        evals = [r for r in self.records if r["kind"] == "eval"]
+        names = sorted({n for r in train for n in r["loss"]} | {n for r in evals for n in r["eval_loss"]})
+        colours = {n: f"C{i % 10}" for i, n in enumerate(names)}
+        # One colour per dataset: its training loss as a line, its held-out loss as dots.
+        for name in names:
+            pts = [(r["step"], r["loss"][name]) for r in train if name in r["loss"]]
+            if pts:
+                ax.plot(*zip(*pts), color=colours[name], label=f"{name}: train")
+            pts = [(r["step"], r["eval_loss"][name]) for r in evals if name in r["eval_loss"]]
+            if pts:
+                ax.plot(*zip(*pts), "o--", color=colours[name], label=f"{name}: held-out")
+        ax.set_title("loss by dataset")
+        ax.set_xlabel("optimiser step")
+        ax.set_ylabel("loss (nats/token)")
+        ax.grid(alpha=0.3)
+        if names:
+            ax.legend(fontsize=8)
+        fig.tight_layout()
+        return fig
 
     def close(self) -> None:
         if self.enabled:

@@ -47,27 +47,43 @@ class Source:
         self._it = None
 
 
+def holdout_of(cfg, i: int) -> float:
+    """The share of dataset ``i``'s keys kept out of training for its held-out
+    loss: its own ``holdout``, else the config's; none when its held-out set is
+    shards of their own (``eval_shards`` in the dataset, or the config's for the
+    first dataset)."""
+    spec = cfg.datasets[i]
+    if spec.get("eval_shards") is not None or (i == 0 and cfg.eval_shards is not None):
+        return 0.0
+    return float(spec.get("holdout", cfg.holdout))
+
+
 def build_sources(cfg, tokenizer, model, rank: int, world: int) -> list[Source]:
-    holdout = cfg.holdout if cfg.eval_shards is None else 0.0
     out = []
     for i, spec in enumerate(cfg.datasets):
         proc = processor_for(spec, tokenizer, model)
         ds = ShardStream(spec["shards"], proc, int(spec["batch_size"]), seed=seed_for(cfg.seed, spec["name"]),
                          rank=rank, world=world, train=True, shuffle_buffer=cfg.shuffle_buffer,
-                         holdout=holdout if i == 0 else 0.0)
+                         holdout=holdout_of(cfg, i))
         out.append(Source(spec, ds, cfg.num_workers))
     return out
 
 
-def build_eval(cfg, tokenizer, model) -> ShardStream | None:
-    """The held-out set: every rank reads all of it (it is small) in the same order."""
-    spec = cfg.datasets[0]
-    if cfg.eval_shards is None and cfg.holdout <= 0:
-        return None
-    shards = cfg.eval_shards if cfg.eval_shards is not None else spec["shards"]
-    holdout = cfg.holdout if cfg.eval_shards is None else 0.0
-    return ShardStream(shards, processor_for(spec, tokenizer, model), int(spec["batch_size"]),
-                       seed=seed_for(cfg.seed, "eval"), train=False, holdout=holdout)
+def build_evals(cfg, tokenizer, model) -> dict[str, ShardStream]:
+    """The held-out set of every dataset that has one, by dataset name: its own
+    eval shards, or the keys ``holdout`` keeps out of its training stream.
+    Every rank reads all of it (it is small) in the same order."""
+    out = {}
+    for i, spec in enumerate(cfg.datasets):
+        shards = spec.get("eval_shards", cfg.eval_shards if i == 0 else None)
+        holdout = 0.0 if shards is not None else holdout_of(cfg, i)
+        if shards is None and holdout <= 0:
+            continue
+        out[spec["name"]] = ShardStream(shards if shards is not None else spec["shards"],
+                                        processor_for(spec, tokenizer, model), int(spec["batch_size"]),
+                                        seed=seed_for(cfg.seed, "eval", spec["name"]), train=False,
+                                        holdout=holdout)
+    return out
 
 
 def processor_for(spec: dict, tokenizer, model) -> Processor:

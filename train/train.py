@@ -32,7 +32,7 @@ from train.config import TrainConfig, parse_args
 from train.dist import (all_mean, gate_values, is_fsdp, load_trainable_state, no_sync, save_final, setup,
                         teardown, trainable_state, unwrap, wrap)
 from train.log import RunLog
-from train.mixture import build_eval, build_sources, choose
+from train.mixture import build_evals, build_sources, choose
 
 
 def lr_at(step: int, cfg: TrainConfig) -> float:
@@ -72,8 +72,9 @@ def check_shards(cfg: TrainConfig) -> None:
 
 
 @torch.no_grad()
-def evaluate(model, dataset, device, autocast, max_batches: int) -> float:
-    """Token-weighted mean loss over the held-out set (every rank runs all of it)."""
+def evaluate(model, dataset, device, autocast, max_batches: int) -> float | None:
+    """Token-weighted mean loss over a held-out set (every rank runs all of it);
+    None when the set has no tokens."""
     model.eval()
     total, tokens = 0.0, 0
     for i, batch in enumerate(dataset):
@@ -86,7 +87,24 @@ def evaluate(model, dataset, device, autocast, max_batches: int) -> float:
         total += float(out.loss) * n
         tokens += n
     model.train()
-    return total / max(1, tokens)
+    return total / tokens if tokens else None
+
+
+def evaluate_all(model, heldout: dict, device, autocast, max_batches: int, warned: set,
+                 report: bool = True) -> dict:
+    """{dataset name: held-out loss}; a dataset whose held-out set is empty is
+    named once on stderr (a tiny dataset's keys may all fall outside ``holdout``)."""
+    out = {}
+    for name, dataset in heldout.items():
+        value = evaluate(model, dataset, device, autocast, max_batches)
+        if value is None:
+            if report and name not in warned:
+                warned.add(name)
+                print(f"warning: dataset {name!r}: its held-out set is empty, so it has no "
+                      "held-out loss (raise its holdout, or give it eval_shards)", file=sys.stderr)
+            continue
+        out[name] = value
+    return out
 
 
 def train(cfg: TrainConfig, resume: bool = False) -> dict:
@@ -107,7 +125,8 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict:
     model, tokenizer = build_flamingo(mcfg)
     model.to(device).train()
     sources = build_sources(cfg, tokenizer, model, dist.rank, dist.world)
-    heldout = build_eval(cfg, tokenizer, model)
+    heldout = build_evals(cfg, tokenizer, model)
+    warned: set = set()
     fsdp_dtype = (getattr(torch, cfg.dtype) if cfg.fsdp_mixed_precision and device.type == "cuda"
                   and cfg.dtype != "float32" else None)
     wrapped = wrap(model, dist, cfg.distributed, cfg.find_unused_parameters, param_dtype=fsdp_dtype)
@@ -139,9 +158,9 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict:
                    "world": dist.world, "device": str(device),
                    "trainable_params": sum(p.numel() for p in unwrap(model).trainable_parameters())})
 
-    if heldout is not None and start == 0:  # the held-out loss before any update
-        log.write({"kind": "eval", "step": 0,
-                   "eval_loss": {"heldout": evaluate(wrapped, heldout, device, autocast, cfg.eval_batches)}})
+    if heldout and start == 0:  # the held-out loss of every dataset before any update
+        log.write({"kind": "eval", "step": 0, "eval_loss": evaluate_all(
+            wrapped, heldout, device, autocast, cfg.eval_batches, warned, dist.main)})
 
     # ---- the loop: `step` counts optimiser updates
     bar = tqdm(total=cfg.steps, initial=start, desc="train", dynamic_ncols=True,
@@ -200,9 +219,9 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict:
             samples = tokens = 0
             t0 = time.perf_counter()
 
-        if heldout is not None and (done % cfg.eval_every == 0 or done == cfg.steps):
-            value = evaluate(wrapped, heldout, device, autocast, cfg.eval_batches)
-            log.write({"kind": "eval", "step": done, "eval_loss": {"heldout": value}})
+        if heldout and (done % cfg.eval_every == 0 or done == cfg.steps):
+            log.write({"kind": "eval", "step": done, "eval_loss": evaluate_all(
+                wrapped, heldout, device, autocast, cfg.eval_batches, warned, dist.main)})
             log.plot()
 
         weights = None

@@ -46,7 +46,7 @@ def test_m3w_shards_to_training_loss_falls(shards, tmp_path):
     assert set(recs[-1]["gates"]) == {f"{i}.{k}" for i in range(4) for k in ("attn", "ff")}
     assert recs[-1]["samples_per_s"] > 0 and recs[-1]["tokens_per_s"] > recs[-1]["samples_per_s"]
     evals = [r for r in res["records"] if r["kind"] == "eval"]
-    assert [r["step"] for r in evals] == [0, 20, 40] and all(math.isfinite(r["eval_loss"]["heldout"]) for r in evals)
+    assert [r["step"] for r in evals] == [0, 20, 40] and all(math.isfinite(r["eval_loss"]["m3w"]) for r in evals)
     run = tmp_path / "run"
     assert (run / "loss.png").stat().st_size > 1000
     assert [p.rsplit("/", 1)[1] for p in checkpoint.list_checkpoints(str(run))] == ["ckpt-00000020.pt",
@@ -115,3 +115,39 @@ def test_missing_shards_tell_the_user_to_run_make_m3w(tmp_path):
                                           "weight": 1.0, "batch_size": 2}])
     with pytest.raises(SystemExit, match="make m3w"):
         train(cfg)
+
+
+def test_every_dataset_has_its_held_out_loss_and_loss_png_names_them(shards, tmp_path):
+    from train.log import RunLog
+
+    cfg = tiny_config(tmp_path / "run", [m3w_spec(shards), pairs_spec(shards, holdout=0.25)],
+                      steps=4, log_every=2, ckpt_every=4, eval_every=2, holdout=0.2)
+    res = train(cfg)
+    evals = [r for r in res["records"] if r["kind"] == "eval"]
+    assert [r["step"] for r in evals] == [0, 2, 4]
+    assert all(set(r["eval_loss"]) == {"m3w", "pairs"} for r in evals)
+    assert all(math.isfinite(v) for r in evals for v in r["eval_loss"].values())
+    log = RunLog(str(tmp_path / "run"), resume_step=4)
+    ax = log.figure().axes[0]
+    assert ax.get_legend_handles_labels()[1] == ["m3w: train", "m3w: held-out",
+                                                 "pairs: train", "pairs: held-out"]
+    log.close()
+
+
+def test_held_out_keys_never_reach_training(shards):
+    from train.data import in_holdout
+    from train.mixture import build_evals, build_sources, holdout_of
+
+    cfg = tiny_config("unused", [m3w_spec(shards), pairs_spec(shards, holdout=0.5),
+                                 pairs_spec(shards, name="no-holdout", holdout=0.0)], holdout=0.3)
+    assert [holdout_of(cfg, i) for i in range(3)] == [0.3, 0.5, 0.0]
+    from model.build import build_flamingo
+    from train.train import model_config
+
+    model, tok = build_flamingo(model_config(cfg))
+    evals = build_evals(cfg, tok, model)
+    assert set(evals) == {"m3w", "pairs"}
+    held = {s["__key__"] for s in evals["pairs"]._raw(0, 1)}
+    trained = {s["__key__"] for _, s in zip(range(16), build_sources(cfg, tok, model, 0, 1)[1].dataset._raw(0, 1))}
+    assert held and trained and not held & trained
+    assert all(in_holdout(k, 0.5) for k in held)
