@@ -168,6 +168,7 @@ def finish_run(result, out_dir: str, kind: str, namespace: str, run_id: str, opt
     else:
         manifest = write_manifest(out_dir, kind, run_id, options, data)
     stats = report.write_run_report(out_dir, kind, counters, manifest, files)
+    stats["sets"] = list(subdirs)  # for the summary only (stats.json is written)
     from .card import read_inputs, write_card
 
     inputs = read_inputs(out_dir)

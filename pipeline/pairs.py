@@ -354,6 +354,18 @@ class EvalDedup(CountingDoFn):
         yield sample
 
 
+def eval_dedup(samples, dedup_index, dedup_action, kind, progress_dir, keep, victims: list):
+    """``samples`` minus (or tagged with) their eval-set matches (EvalDedup);
+    its victims are appended to ``victims``."""
+    if not dedup_index:
+        return samples
+    matched = samples | "EvalDedup" >> beam.ParDo(
+        EvalDedup(dedup_index, dedup_action, kind, progress_dir).keeping(keep)).with_outputs(
+            dropped.DROPPED, main="samples")
+    victims.append(matched[dropped.DROPPED])
+    return matched.samples
+
+
 def parse_split(spec: str) -> tuple[str, tuple[str, ...]]:
     """``align=alt`` → ("align", ("alt",)): a set of pairs, by caption source,
     written to OUTPUT/NAME (``--split``, repeatable)."""
@@ -445,13 +457,8 @@ def build_pairs(p, inputs, lists, out_dir, fcfg, ccfg, ecfg, icfg, fetch_cfg, ru
               | "DedupContent" >> beam.ParDo(DedupContent(progress_dir).keeping(keep))
               .with_outputs(dropped.DROPPED, main="samples"))
     victims.append(unique[dropped.DROPPED])
-    samples = unique.samples
-    if dedup_index:
-        matched = samples | "EvalDedup" >> beam.ParDo(
-            EvalDedup(dedup_index, dedup_action, "pair", progress_dir).keeping(keep)).with_outputs(
-                dropped.DROPPED, main="samples")
-        victims.append(matched[dropped.DROPPED])
-        samples = matched.samples
+    samples = eval_dedup(unique.samples, dedup_index, dedup_action, "pair", progress_dir, keep,
+                         victims)
     dropped.write_all(p, victims, out_dir, run_id, keep)
     if not splits:
         return samples | "WriteShards" >> AssignAndWriteShards(out_dir, "pairs", run_id,

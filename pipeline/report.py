@@ -143,6 +143,8 @@ def summary_text(kind: str, stats: dict, out_dir: str, seconds: float) -> str:
             shown = ", ".join(f"{r} {n:,}" for r, n in list(reasons.items())[:8])
             more = len(reasons) - 8
             lines.append(f"     {stage:<10} {shown}" + (f" (+{more} more)" if more > 0 else ""))
+    manifests = [join(join(out_dir, d), "manifest.json") for d in stats.get("sets", ())] or [
+        join(out_dir, "manifest.json")]
     lines.append(f"   see {join(out_dir, 'stats.json')}, {join(out_dir, 'funnel.png')}, "
-                 f"{join(out_dir, 'manifest.json')}")
+                 + ", ".join(manifests))
     return "\n".join(lines)

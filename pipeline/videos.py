@@ -90,7 +90,7 @@ from .filters import FilterConfig, LangId, language_drop_reason
 from .jobs import (CountingDoFn, drive, quiet_beam_logging)
 from .lists import ListConfig, ReadLists
 from .options import add_dataclass_flags, as_json, dataclass_from_args
-from .pairs import EvalDedup, add_common_flags
+from .pairs import add_common_flags, eval_dedup
 from .read import MEDIA_TYPES, ReadInputs, expand_globs
 from .video_frames import VideoConfig, decode_video
 from .write import AssignAndWriteShards
@@ -730,13 +730,8 @@ def build_videos(p, inputs, lists, out_dir, fcfg, ccfg, vcfg, fetch_cfg, run_id,
                      AssembleVideos(vcfg.fps, progress_dir, fcfg, ccfg).keeping(keep))
                  .with_outputs(dropped.DROPPED, main="samples"))
     victims.append(assembled[dropped.DROPPED])
-    samples = assembled.samples
-    if dedup_index:
-        matched = samples | "EvalDedup" >> beam.ParDo(
-            EvalDedup(dedup_index, dedup_action, "video", progress_dir).keeping(keep)).with_outputs(
-                dropped.DROPPED, main="samples")
-        victims.append(matched[dropped.DROPPED])
-        samples = matched.samples
+    samples = eval_dedup(assembled.samples, dedup_index, dedup_action, "video", progress_dir, keep,
+                         victims)
     dropped.write_all(p, victims, out_dir, run_id, keep)
     return samples | "WriteShards" >> AssignAndWriteShards(out_dir, "videos", run_id,
                                                            samples_per_shard, progress_dir, NS)

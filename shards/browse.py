@@ -402,7 +402,7 @@ def make_server(corpus: Corpus, port: int = 0):
 
 def parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(
-        prog="python -m shards.browse",
+        prog="python -m shards.browse", allow_abbrev=False,
         description="Browse a job's output: m3w documents with their images inline, pairs, "
                     "video frames, and the victims of --keep-dropped, in a web page.")
     ap.add_argument("out_dir", help="a job's output folder (with manifest.json), or a folder of them")
@@ -417,9 +417,23 @@ def parser() -> argparse.ArgumentParser:
     return ap
 
 
+def parse_args(ap: argparse.ArgumentParser, argv=None) -> argparse.Namespace:
+    """parse_args, with an unknown option named beside the closest valid one."""
+    import difflib
+
+    args, unknown = ap.parse_known_args(argv)
+    for u in unknown:
+        if u.startswith("-"):
+            opts = [o for a in ap._actions for o in a.option_strings]
+            near = difflib.get_close_matches(u.split("=", 1)[0], opts, n=1)
+            ap.error(f"unknown option {u!r}" + (f"; did you mean {near[0]}?" if near else ""))
+        ap.error(f"unexpected argument {u!r}")
+    return args
+
+
 def main(argv=None) -> int:
     ap = parser()
-    args = ap.parse_args(argv)
+    args = parse_args(ap, argv)
     if not 0 <= args.port <= 65535:
         ap.error(f"--port {args.port}: not a port number")
     if args.max_samples < 0:

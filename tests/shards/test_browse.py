@@ -14,9 +14,6 @@ from shards.browse import Corpus, main, make_server, static_page
 from shards.reader import iter_tar_samples
 from tests.helpers.browser import Chromium, chromium_path
 
-pytestmark = pytest.mark.skipif(
-    chromium_path() is None,
-    reason="Chromium is not installed: `apt-get install chromium` (.ci/run installs it on CI)")
 
 
 def _shard_members(out_dir):
@@ -41,6 +38,8 @@ def _expected(out_dir):
 
 @pytest.fixture(scope="module")
 def browser():
+    if chromium_path() is None:
+        pytest.skip("Chromium is not installed: `apt-get install chromium` (.ci/run installs it on CI)")
     with Chromium() as b:
         yield b
 
@@ -238,3 +237,10 @@ def test_cli_writes_one_file_and_rejects_what_is_not_an_output(bundled_outputs, 
     assert main([str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "no manifest.json" in err[0]
+
+
+def test_cli_names_the_closest_option(bundled_outputs, capsys):
+    with pytest.raises(SystemExit) as e:
+        main([str(bundled_outputs["videos"]), "--serv"])
+    assert e.value.code == 2
+    assert "unknown option '--serv'; did you mean --serve?" in capsys.readouterr().err
