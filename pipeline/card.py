@@ -92,9 +92,10 @@ def empty_profile() -> dict:
                                    *BINS)}
 
 
-def profile_sample(kind: str, sample: dict) -> dict:
-    """The counters one written sample adds to its output's profile."""
-    prof = empty_profile()
+def profile_sample(kind: str, sample: dict, prof: dict | None = None) -> dict:
+    """Add one written sample's counters to ``prof`` (in place; a new profile
+    when None) and return it."""
+    prof = empty_profile() if prof is None else prof
     meta = sample["json"]
     prof["counts"]["samples"] += 1
     prof["languages"][meta.get("lang") or "?"] += 1
@@ -125,15 +126,22 @@ def profile_sample(kind: str, sample: dict) -> dict:
 
 
 def merge_profiles(profiles) -> dict:
-    out = empty_profile()
+    """The profiles summed into the first one (in place)."""
+    profiles = iter(profiles)
+    out = next(profiles, None) or empty_profile()
     for prof in profiles:
         for k, c in prof.items():
             out.setdefault(k, Counter()).update(c)
-    hosts = out["hosts"]
+    return _bounded(out)
+
+
+def _bounded(prof: dict) -> dict:
+    """At most 2 x MAX_HOSTS hosts: past that the rarest are pruned (and the card says so)."""
+    hosts = prof["hosts"]
     if len(hosts) > 2 * MAX_HOSTS:
-        out["hosts"] = Counter(dict(hosts.most_common(MAX_HOSTS)))
-        out["counts"]["hosts_pruned"] += 1
-    return out
+        prof["hosts"] = Counter(dict(hosts.most_common(MAX_HOSTS)))
+        prof["counts"]["hosts_pruned"] += 1
+    return prof
 
 
 def profile_json(prof: dict) -> dict:
@@ -420,7 +428,7 @@ class ProfileFn:
                 return empty_profile()
 
             def add_input(self, acc, sample):
-                return merge_profiles([acc, profile_sample(kind, sample)])
+                return _bounded(profile_sample(kind, sample, acc))
 
             def merge_accumulators(self, accs):
                 return merge_profiles(accs)

@@ -244,3 +244,30 @@ def test_cli_names_the_closest_option(bundled_outputs, capsys):
         main([str(bundled_outputs["videos"]), "--serv"])
     assert e.value.code == 2
     assert "unknown option '--serv'; did you mean --serve?" in capsys.readouterr().err
+
+
+def test_dedup_tags_are_shown_on_their_images_and_documents(tmp_path, browser):
+    """An output written with --dedup-action tag: the tagged image and text say
+    which eval item they matched."""
+    from shards.schema import build_m3w_sample
+    from shards.writer import write_manifest, write_shard
+    from tests.data_paths import IMAGES
+
+    match = {"eval_set": "coco_captions", "split": "val2014", "item_id": "391895", "kind": "image",
+             "distance": 2, "eval_ref": "COCO_val2014_000000391895.jpg", "detail": "view:orig"}
+    jpeg = (IMAGES / "china.jpg").read_bytes()
+    image = {"url": "http://h/a.jpg", "alt": "a", "title": None, "caption": None, "sha256": "0",
+             "phash": "0", "width": 640, "height": 427, "via": "warc"}
+    meta = {"text": "A temple by the lake.<EOC><image>Another view.<EOC><image><EOC>", "url": "http://h/",
+            "title": "t", "source": {"file": "x", "offset": 0}, "lang": "en", "num_words": 6,
+            "images": [dict(image, eval_matches=[match]), dict(image, url="http://h/b.jpg")],
+            "eval_text_matches": [dict(match, kind="text", item_id="42")]}
+    out = tmp_path / "out"
+    write_shard(str(out), "m3w", 0, [build_m3w_sample("k" * 24, meta, [jpeg, jpeg])], "run")
+    write_manifest(str(out), "m3w", "run", {}, {})
+    b = _open(browser, _page(tmp_path, out).as_uri())
+    flags = b.eval("[...document.querySelectorAll('.flag.eval')].map(e => e.textContent)")
+    assert flags == ["text matches an eval set: coco_captions/val2014 42",
+                     "eval match: coco_captions/val2014 391895 (image, 2 bits)"]
+    assert b.eval("document.querySelectorAll('figure')[0].contains(document.querySelectorAll('.flag.eval')[1])")
+    assert b.errors == []
