@@ -8,11 +8,57 @@ import unicodedata
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
 
 import imagehash
-from PIL import Image
+import numpy as np
+from PIL import Image, ImageOps
+
+WHITE = (255, 255, 255)
 
 
 def sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
+
+
+# ---------------------------------------------------------------- the pixels both sides see
+
+
+class BadOrientation(ValueError):
+    """The image's EXIF/XMP orientation block cannot be read."""
+
+
+def to_rgb_or_l(im: Image.Image) -> Image.Image:
+    """RGB for colour, L for greyscale; alpha composited over white."""
+    if im.mode in ("RGB", "L"):
+        return im
+    if im.mode == "1":
+        return im.convert("L")
+    if im.mode.startswith("I") or im.mode == "F":  # 16/32-bit greyscale, float
+        arr = np.asarray(im, dtype=np.float64)
+        if arr.max(initial=0) > 255:
+            arr = arr / 257.0 if arr.max() <= 65535 else arr * (255.0 / arr.max())
+        return Image.fromarray(np.clip(np.rint(arr), 0, 255).astype(np.uint8), "L")
+    has_alpha = im.mode in ("RGBA", "LA", "PA", "RGBa", "La") or (
+        im.mode == "P" and "transparency" in im.info
+    )
+    if has_alpha:
+        rgba = im.convert("RGBA")
+        out = Image.new("RGB", im.size, WHITE)
+        out.paste(rgba, mask=rgba.getchannel("A"))
+        return out
+    return im.convert("RGB")  # CMYK, P, YCbCr, LAB, HSV
+
+
+def normalize_image(im: Image.Image) -> Image.Image:
+    """The pixels an image stands for, as a browser shows them: EXIF/XMP
+    orientation applied (``ImageOps.exif_transpose``), alpha composited over
+    white, RGB or L.  The image stage (``pipeline.images``, whose cv2 fast path
+    reproduces this exactly) and the eval index both start from it, so a copy
+    and its original are hashed from the same pixels.  Raises
+    :class:`BadOrientation` for an unreadable orientation block."""
+    try:
+        im = ImageOps.exif_transpose(im)
+    except Exception as err:  # noqa: BLE001 - Pillow raises many kinds for broken EXIF
+        raise BadOrientation(f"bad EXIF: {err}") from None
+    return to_rgb_or_l(im)
 
 
 def phash64(img: Image.Image) -> str:
@@ -51,8 +97,9 @@ def _crop(img: Image.Image, scale: float, px: float, py: float) -> Image.Image:
 
 
 def eval_image_views(img: Image.Image) -> list[tuple[str, Image.Image]]:
-    """The views of an eval image that get indexed, named for the report."""
-    img = img.convert("RGB")
+    """The views of an eval image that get indexed, named for the report
+    (of the image as :func:`normalize_image` makes it)."""
+    img = normalize_image(img).convert("RGB")
     views = [("full", img), ("flip", img.transpose(Image.Transpose.FLIP_LEFT_RIGHT))]
     for deg in ROTATIONS:
         views.append((f"rot{deg:+d}", img.rotate(deg, resample=Image.Resampling.BICUBIC)))

@@ -29,13 +29,12 @@ os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")  # no network call at imp
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 from img2dataset import resizer as _i2d_resizer  # noqa: E402
-from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError  # noqa: E402
+from PIL import Image, ImageFile, UnidentifiedImageError  # noqa: E402
 
-from dedup.fingerprints import phash64, sha256_hex  # noqa: E402
+from dedup.fingerprints import BadOrientation, normalize_image, phash64, sha256_hex  # noqa: E402
 
 log = logging.getLogger(__name__)
 
-WHITE = (255, 255, 255)
 
 
 @dataclass(frozen=True)
@@ -250,28 +249,6 @@ def _decode(im: Image.Image, cfg: ImageConfig) -> Image.Image:
     return im
 
 
-def _to_rgb_or_l(im: Image.Image) -> Image.Image:
-    """RGB for colour, L for greyscale; alpha composited over white."""
-    if im.mode in ("RGB", "L"):
-        return im
-    if im.mode == "1":
-        return im.convert("L")
-    if im.mode.startswith("I") or im.mode == "F":  # 16/32-bit greyscale, float
-        arr = np.asarray(im, dtype=np.float64)
-        if arr.max(initial=0) > 255:
-            arr = arr / 257.0 if arr.max() <= 65535 else arr * (255.0 / arr.max())
-        return Image.fromarray(np.clip(np.rint(arr), 0, 255).astype(np.uint8), "L")
-    has_alpha = im.mode in ("RGBA", "LA", "PA", "RGBa", "La") or (
-        im.mode == "P" and "transparency" in im.info
-    )
-    if has_alpha:
-        rgba = im.convert("RGBA")
-        out = Image.new("RGB", im.size, WHITE)
-        out.paste(rgba, mask=rgba.getchannel("A"))
-        return out
-    return im.convert("RGB")  # CMYK, P, YCbCr, LAB, HSV
-
-
 # --- cv2 decode of the original bytes --------------------------------------------------
 # Only where Pillow's verdict cannot differ: the header (already parsed by Pillow,
 # lazily) says a plain, single-frame JPEG or PNG, and the file visibly ends where such
@@ -404,12 +381,12 @@ def _pillow_decode(im: Image.Image, cfg: ImageConfig) -> tuple[np.ndarray, bool]
     im = _decode(im, cfg)
     decoded_size = im.size
     try:
-        # Browsers honour EXIF orientation, so the stored image must be upright too.
-        im = ImageOps.exif_transpose(im)
-    except Exception as err:  # noqa: BLE001 - a broken EXIF block is the file's problem
-        raise _ImageDrop("corrupt", f"bad EXIF: {err}") from None
+        # Browsers honour EXIF orientation, so the stored image must be upright too;
+        # the eval index normalises its images with the same function.
+        im = normalize_image(im)
+    except BadOrientation as err:  # a broken EXIF block is the file's problem
+        raise _ImageDrop("corrupt", str(err)) from None
     swapped = im.size != decoded_size
-    im = _to_rgb_or_l(im)
     arr = np.asarray(im)
     if arr.ndim == 3:
         arr = cv2.cvtColor(arr, cv2.COLOR_RGB2BGR)
