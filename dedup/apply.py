@@ -24,19 +24,25 @@ def filter_m3w_document(doc: dict, index: EvalIndex, action: str = "drop"
                         ) -> tuple[dict | None, list[tuple[int, Match]]]:
     """Returns (document or None, [(node position, match)]).
 
-    drop: images matching an eval image (phash or URL) are removed; if any text
-    node is contaminated (n-gram/exact rule), or no image is left, the document
+    drop: images matching an eval image (phash or URL) are removed; if the
+    text is contaminated (n-gram over all text nodes in order, exact node or
+    sentence: ``EvalIndex.match_texts``), or no image is left, the document
     is dropped (None).  tag: the document comes back unchanged.
     """
     if action not in ACTIONS:
         raise ValueError(f"action must be one of {ACTIONS}, not {action!r}")
+    text_pos = [pos for pos, node in enumerate(doc["nodes"]) if isinstance(node, str)]
+    text_matches = [(text_pos[k], m) for k, m in
+                    index.match_texts([doc["nodes"][pos] for pos in text_pos])]
+    text_hit = bool(text_matches)
+    by_pos: dict[int, list[Match]] = {}
+    for pos, m in text_matches:
+        by_pos.setdefault(pos, []).append(m)
     matches: list[tuple[int, Match]] = []
-    keep_nodes, text_hit, had_images = [], False, False
+    keep_nodes, had_images = [], False
     for pos, node in enumerate(doc["nodes"]):
         if isinstance(node, str):
-            ms = index.match_text(node)
-            text_hit |= bool(ms)
-            matches.extend((pos, m) for m in ms)
+            matches.extend((pos, m) for m in by_pos.get(pos, ()))
             keep_nodes.append(node)
             continue
         had_images = True

@@ -161,6 +161,18 @@ def normalize_text(text: str) -> str:
     return " ".join(normalize_words(text))
 
 
+# A sentence ends at . ! ? (or their CJK forms, or an ellipsis) followed by
+# space, or at a line break.  A plain rule on purpose: it only has to cut a
+# caption quoted in a paragraph out of its neighbours, and a missed split
+# (an abbreviation) only makes a sentence longer than the caption.
+_SENTENCE_END_RE = re.compile(r"(?<=[.!?\u2026\u3002\uff01\uff1f])[\"'\u201d\u2019)\]]*\s+|\n+")
+
+
+def sentences(text: str) -> list[str]:
+    """The sentences of a paragraph (stripped, empty ones dropped)."""
+    return [s.strip() for s in _SENTENCE_END_RE.split(text) if s.strip()]
+
+
 def _h64(s: str) -> int:
     return int.from_bytes(hashlib.blake2b(s.encode("utf-8"), digest_size=8).digest(), "little")
 

@@ -17,8 +17,11 @@ in every report):
   ``video_min_frames`` of its frames, and ``video_min_fraction`` of the
   shorter clip's frames, matched frames of that clip.
 - text: a normalised word ``text_ngram``-gram of an eval text occurs in the
-  training text (GPT-3's 13-gram rule), or the whole normalised training text
-  equals an eval text (exact captions, which are usually shorter than 13 words).
+  training text (GPT-3's 13-gram rule; over a document's whole word stream, so
+  a gram that spans two paragraphs counts: :meth:`EvalIndex.match_texts`), or
+  the whole normalised training text equals an eval text, or one sentence of
+  it of at least ``text_sentence_min_words`` words does (exact captions, most
+  shorter than 13 words, quoted inside a paragraph).
 - url: canonical training image URL equals an eval image's canonical URL.
 """
 from __future__ import annotations
@@ -46,6 +49,10 @@ DEFAULT_THRESHOLDS = {
     "video_min_fraction": 0.5,
     "text_ngram": 13,
     "text_exact": True,
+    # A sentence inside a paragraph counts as an exact copy of an eval text
+    # from this many words (COCO captions: 8-17; shorter sentences such as a
+    # VQA question "what is the man doing" recur in ordinary web text).
+    "text_sentence_min_words": 6,
 }
 
 
@@ -249,22 +256,49 @@ class EvalIndex:
         return sorted(out, key=lambda m: (m.distance, m.eval_set, m.item_id))
 
     def match_text(self, text: str) -> list[Match]:
-        words = fp.normalize_words(text)
-        if not words:
-            return []
-        found: dict[int, str] = {}
+        """Matches of one text (a caption, an alt text, one document)."""
+        return [m for _, m in self.match_texts([text])]
+
+    def match_texts(self, texts: list[str]) -> list[tuple[int, Match]]:
+        """Matches of a document's text nodes, as (node position, match), one
+        per (node, eval item).  n-grams run over the words of all nodes joined
+        in order (a gram that spans a paragraph break is found, and credited to
+        the node it starts in); exact matches are per node: the whole node, or
+        one of its sentences of >= ``text_sentence_min_words`` words."""
+        words_per = [fp.normalize_words(t) for t in texts]
+        found: dict[tuple[int, int], str] = {}
+        exact_q: list[int] = []
+        exact_pos: list[tuple[int, str]] = []
         if self.thresholds.get("text_exact", True) and len(self._exact_sorted):
-            h = np.array([fp._h64(" ".join(words))], dtype=np.uint64)
-            for i in _lookup(self._exact_sorted, self.arrays["exact_item"], h):
-                found.setdefault(i, "exact")
+            min_words = int(self.thresholds.get("text_sentence_min_words", 6))
+            for pos, (text, words) in enumerate(zip(texts, words_per)):
+                if not words:
+                    continue
+                whole = " ".join(words)
+                exact_q.append(fp._h64(whole))
+                exact_pos.append((pos, "exact"))
+                for sent in fp.sentences(text):
+                    sw = fp.normalize_words(sent)
+                    if len(sw) >= min_words and len(sw) < len(words):
+                        exact_q.append(fp._h64(" ".join(sw)))
+                        exact_pos.append((pos, "exact sentence"))
+        if exact_q:
+            q = np.array(exact_q, dtype=np.uint64)
+            for a, i in _lookup_pairs(self._exact_sorted, self.arrays["exact_item"], q):
+                pos, how = exact_pos[a]
+                found.setdefault((pos, i), how)
         n = int(self.thresholds["text_ngram"])
-        grams = fp.ngram_hashes(words, n)
+        stream = [w for words in words_per for w in words]
+        owner = np.repeat(np.arange(len(texts)), [len(w) for w in words_per])
+        grams = fp.ngram_hashes(stream, n)
         if grams and len(self._ngram_sorted):
             hs = np.array(grams, dtype=np.uint64)
-            for i in _lookup(self._ngram_sorted, self.arrays["ngram_item"], hs):
-                found.setdefault(i, f"{n}-gram")
-        return sorted((self._match(i, "text", 0, how) for i, how in found.items()),
-                      key=lambda m: (m.eval_set, m.split, m.item_id))
+            for a, i in _lookup_pairs(self._ngram_sorted, self.arrays["ngram_item"], hs):
+                pos = int(owner[a])
+                across = owner[a + n - 1] != pos
+                found.setdefault((pos, i), f"{n}-gram" + (" across paragraphs" if across else ""))
+        return sorted(((pos, self._match(i, "text", 0, how)) for (pos, i), how in found.items()),
+                      key=lambda pm: (pm[0], pm[1].eval_set, pm[1].split, pm[1].item_id))
 
     def match_url(self, url: str) -> list[Match]:
         if not url:
@@ -286,14 +320,15 @@ def _first_url(item: dict, key: str) -> str | None:
     return item["media"]
 
 
-def _lookup(sorted_codes: np.ndarray, owners: np.ndarray, queries: np.ndarray) -> list[int]:
+def _lookup_pairs(sorted_codes: np.ndarray, owners: np.ndarray, queries: np.ndarray
+                  ) -> list[tuple[int, int]]:
+    """(query index, owner) for every query code present, sorted."""
     lo = np.searchsorted(sorted_codes, queries, "left")
     hi = np.searchsorted(sorted_codes, queries, "right")
-    out: list[int] = []
-    for a, b in zip(lo.tolist(), hi.tolist()):
-        if b > a:
-            out.extend(owners[a:b].tolist())
-    return sorted(set(out))
+    out: set[tuple[int, int]] = set()
+    for q in np.flatnonzero(hi > lo).tolist():
+        out.update((q, o) for o in owners[lo[q]:hi[q]].tolist())
+    return sorted(out)
 
 
 def _write_bytes(path: str, data: bytes) -> None:

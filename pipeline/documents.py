@@ -225,10 +225,11 @@ def eval_matches(doc: dict, images: dict[int, dict], index) -> tuple[dict, list]
     from dedup.apply import image_matches
 
     by_image: dict[int, list] = {}
-    texts: list = []
+    # n-grams over all text nodes in order (a gram may span two paragraphs)
+    text_nodes = [node["text"] for node in doc["nodes"] if "text" in node]
+    texts: list = [(text_nodes[pos], m) for pos, m in index.match_texts(text_nodes)]
     for node in doc["nodes"]:
         if "text" in node:
-            texts.extend((node["text"], m) for m in index.match_text(node["text"]))
             continue
         res = images.get(node["image"])
         if res and res["ok"]:
