@@ -26,7 +26,7 @@ The interface the trainer relies on
     (idempotent). build_flamingo already calls it.
 
 ``model.config.FlamingoConfig`` (plain dataclass, JSON-serialisable)
-    lm ("tiny-gpt2" | "tiny-opt" | "tiny-llama" | local dir), vision ("tiny" |
+    lm ("tiny-gpt2" | "tiny-opt" | "tiny-llama" | "tiny-gemma" | local dir), vision ("tiny" |
     local CLIP dir), cross_attn_every_n_layers (1 = every layer; a block goes
     before layer i when (i+1) % n == 0), num_latents=64, resampler_depth /
     _heads / _dim_head / _ff_mult, max_frames, xattn_heads / _dim_head /

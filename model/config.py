@@ -12,7 +12,7 @@ import dataclasses
 import json
 from dataclasses import dataclass
 
-TINY_LMS = ("tiny-gpt2", "tiny-opt", "tiny-llama")
+TINY_LMS = ("tiny-gpt2", "tiny-opt", "tiny-llama", "tiny-gemma")
 DTYPES = ("float32", "bfloat16", "float16")
 
 

@@ -9,6 +9,14 @@ vocabulary past the tokenizer's size, e.g. OPT) or past its end; both work.
 For a tied LM (input embedding = output head, e.g. GPT-2, OPT) the input
 and output share the new rows as they share the old ones; an untied LM
 (e.g. Llama) gets separate new output rows.
+
+Some LMs' embedding modules transform the lookup inside their forward (the
+Gemma family multiplies by sqrt(hidden_size), Bart-style models by their
+``embed_scale``). The new rows go through that same forward: each is looked
+up by the base module itself, with its weight swapped (``functional_call``)
+for a view of the new row, so whatever the module does to ``weight[id]``
+(scale, buffers, dtype casts) it does to the new rows too, without copying
+the frozen matrix.
 """
 from __future__ import annotations
 
@@ -42,9 +50,24 @@ class ExtendedEmbedding(nn.Module):
     def num_embeddings(self) -> int:
         return max([self.num_base] + [i + 1 for i in self.new_ids])
 
+    def new_rows(self) -> torch.Tensor:
+        """The new tokens' rows as the base module's forward returns its own:
+        ``base(id)`` computed with ``weight`` = the new row ([k, D])."""
+        pad = getattr(self.base, "padding_idx", None)
+        # F.embedding wants padding_idx < rows, and the padding row gets no
+        # gradient: look up a row other than padding_idx in a stride-0 view.
+        pad = None if pad is None else pad % self.num_base
+        row = 1 if pad == 0 else 0
+        n = max(row + 1, (pad or 0) + 1)
+        ids = torch.tensor([row], device=self.extra.device)
+        extra = self.extra.to(self.base.weight.dtype)  # the frozen matrix's dtype, as its rows
+        rows = [torch.func.functional_call(self.base, {"weight": extra[k:k + 1].expand(n, -1)}, (ids,))
+                for k in range(len(self.new_ids))]
+        return torch.cat(rows, dim=0)
+
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
         out = self.base(ids.clamp(max=self.num_base - 1))
-        extra = self.extra.to(out.dtype)
+        extra = self.new_rows().to(out.dtype)
         for k, tid in enumerate(self.new_ids):
             out = torch.where((ids == tid)[..., None], extra[k], out)
         return out

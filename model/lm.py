@@ -14,9 +14,10 @@ import os
 import torch
 import torch.utils.checkpoint
 from torch import nn
-from transformers import (AutoModelForCausalLM, AutoTokenizer, GPT2Config, LlamaConfig, OPTConfig,
-                          PreTrainedModel, PreTrainedTokenizerBase)
+from transformers import (AutoModelForCausalLM, AutoTokenizer, GemmaConfig, GPT2Config, LlamaConfig,
+                          OPTConfig, PreTrainedModel, PreTrainedTokenizerBase)
 
+from model.config import TINY_LMS
 from model.masking import MediaMask
 from model.tokenizer import tiny_tokenizer
 from model.xattn import GatedCrossAttentionBlock
@@ -38,7 +39,13 @@ def _tiny_lm_config(name: str, vocab_size: int, eos: int, pad: int):
         return LlamaConfig(vocab_size=vocab_size, hidden_size=64, intermediate_size=176,
                            num_hidden_layers=4, num_attention_heads=4, num_key_value_heads=2,
                            max_position_embeddings=512, tie_word_embeddings=False, **common)
-    raise ValueError(f"unknown tiny LM {name!r}; expected tiny-gpt2, tiny-opt or tiny-llama")
+    if name == "tiny-gemma":
+        # Gemma's embedding module scales its lookup by sqrt(hidden_size) in
+        # its forward (GemmaTextScaledWordEmbedding); input and head tied.
+        return GemmaConfig(vocab_size=vocab_size, hidden_size=64, intermediate_size=176,
+                           num_hidden_layers=4, num_attention_heads=4, num_key_value_heads=2,
+                           head_dim=16, max_position_embeddings=512, **common)
+    raise ValueError(f"unknown tiny LM {name!r}; expected one of {', '.join(TINY_LMS)}")
 
 
 def build_lm(name: str, dtype: torch.dtype = torch.float32) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:

@@ -4,9 +4,7 @@ from __future__ import annotations
 import torch
 
 from model.build import build_flamingo
-from model.config import FlamingoConfig
-
-TINY_LMS = ("tiny-gpt2", "tiny-opt", "tiny-llama")
+from model.config import TINY_LMS, FlamingoConfig  # TINY_LMS: every tiny architecture, Gemma included
 
 
 def make_model(lm: str = "tiny-gpt2", gates: float | None = None, **overrides):
