@@ -6,6 +6,14 @@ PYTHON ?= python3.11
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+# TORCH=cu128 (or cu126, cu130, ...): the venv gets the CUDA build of the SAME
+# pinned torch version from the PyTorch index (https://download.pytorch.org/whl/cu128);
+# empty (the default): torch as requirements.txt resolves it (the CPU build here).
+# `make venv TORCH=cu128` also switches an existing venv.
+TORCH ?=
+TORCH_VERSION := $(shell sed -n 's/^torch==//p' requirements.txt)
+TORCH_INSTALL = $(PY) -m pip install -q --disable-pip-version-check "torch==$(TORCH_VERSION)+$(TORCH)" \
+    --index-url https://download.pytorch.org/whl/$(TORCH)
 
 SAMPLE_WARC := build/sample/sample.warc.gz
 SAMPLE_INPUTS := $(SAMPLE_WARC) tests/data/warc/*.warc*
@@ -44,6 +52,7 @@ help:
 	@echo "make dedup-index  build an eval-set index (EVAL='name=ANNOTATIONS:MEDIA_DIR ...' INDEX_OUT=...)"
 	@echo "make dedup-report run m3w with eval dedup and write dedup_report.{json,html}"
 	@echo "make train      train Flamingo on the m3w shards (CONFIG=configs/....yaml TRAIN_ARGS=...)"
+	@echo "make venv       build/reuse .venv (TORCH=cu128: the CUDA build of the pinned torch)"
 	@echo "make test       run the test suite"
 	@echo "make bench      run the benchmarks and print figures"
 	@echo "make faults     run the fault suite (adversarial corpus, kills) and print figures"
@@ -51,10 +60,12 @@ help:
 $(STAMP): requirements.txt requirements-dev.txt
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) on PATH (or PYTHON=...)"; exit 1; }
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(if $(TORCH),$(TORCH_INSTALL),)
 	$(PY) -m pip install -q --disable-pip-version-check -r requirements-dev.txt
 	@touch $@
 
 venv: $(STAMP)
+	$(if $(TORCH),$(TORCH_INSTALL),)
 
 $(SAMPLE_WARC): $(STAMP) pipeline/sample.py
 	$(PY) -m pipeline.sample --out $@

@@ -14,6 +14,13 @@ from __future__ import annotations
 
 import os
 
+if __name__ == "__main__":
+    # Flags, config values and paths are all checked before torch is imported, so
+    # --help and a bad value answer at once (one line, exit status 2).
+    from train.config import parse_args as _parse_args
+
+    _PARSED = _parse_args()
+
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")  # loader workers fork after tokenising
 
 import contextlib
@@ -28,7 +35,8 @@ from tqdm import tqdm
 from model.build import build_flamingo
 from model.config import FlamingoConfig
 from train import checkpoint
-from train.config import TrainConfig, parse_args
+from shards.cli import fail, warn
+from train.config import PROG, ConfigError, TrainConfig, no_cuda_message, parse_args
 from train.dist import (all_mean, gate_values, is_fsdp, load_trainable_state, no_sync, save_final, setup,
                         teardown, trainable_state, unwrap, wrap)
 from train.log import RunLog
@@ -63,12 +71,17 @@ def model_config(cfg: TrainConfig) -> FlamingoConfig:
     return FlamingoConfig.from_dict(m)
 
 
-def check_shards(cfg: TrainConfig) -> None:
-    for spec in cfg.datasets:
-        shards = spec["shards"]
-        if isinstance(shards, str) and "://" not in shards and "{" not in shards and not os.path.exists(shards):
-            hint = " Run `make m3w` to build them from the bundled sample." if spec["kind"] == "m3w" else ""
-            raise SystemExit(f"dataset {spec['name']!r}: no shards at {shards!r}.{hint}")
+def check_device(device: str, name: str = "device") -> None:
+    """``cuda`` on a torch built without CUDA, or with no GPU visible: one line
+    saying what to install or use instead (``name``: where it was set)."""
+    if device != "cuda":
+        return
+    if not torch.backends.cuda.is_built():
+        fail(PROG, no_cuda_message(name, torch.__version__))
+    if not torch.cuda.is_available():
+        fail(PROG, f"{name} cuda: torch {torch.__version__} (CUDA {torch.version.cuda}) sees no GPU "
+             f"(CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES')!r}; check the driver "
+             f"with nvidia-smi) or use --device cpu")
 
 
 @torch.no_grad()
@@ -109,8 +122,11 @@ def evaluate_all(model, heldout: dict, device, autocast, max_batches: int, warne
 
 def train(cfg: TrainConfig, resume: bool = False) -> dict:
     """Run the configured training; returns the log records and this rank's per-step losses."""
-    cfg.check()
-    check_shards(cfg)
+    try:
+        cfg.check()
+    except ConfigError as e:
+        raise SystemExit(str(e)) from None
+    check_device(cfg.device)
     dist = setup(cfg.device)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
@@ -122,7 +138,12 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict:
 
     # ---- model, data, optimiser
     mcfg = model_config(cfg)
-    model, tokenizer = build_flamingo(mcfg)
+    try:
+        model, tokenizer = build_flamingo(mcfg)
+    except (OSError, ValueError) as e:  # a folder that holds no model, a config it cannot read
+        first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+        fail(PROG, f"model (lm {mcfg.lm!r}, vision {mcfg.vision!r}): cannot build it: "
+             f"{type(e).__name__}: {first}", status=1)
     model.to(device).train()
     sources = build_sources(cfg, tokenizer, model, dist.rank, dist.world)
     heldout = build_evals(cfg, tokenizer, model)
@@ -252,8 +273,12 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict:
     return result
 
 
-def main(argv=None) -> None:
-    cfg, args = parse_args(argv)
+def main(argv=None, parsed=None) -> None:
+    cfg, args, warnings = parsed or parse_args(argv)
+    if os.environ.get("RANK", "0") == "0":
+        for w in warnings:
+            warn(PROG, w)
+    check_device(cfg.device, "--device" if args.device else f"{os.path.relpath(args.config)}: device")
     result = train(cfg, resume=args.resume)
     train_recs = [r for r in result["records"] if r["kind"] == "train"]
     if train_recs:
@@ -263,4 +288,4 @@ def main(argv=None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    main(parsed=_PARSED)
