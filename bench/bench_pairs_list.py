@@ -195,11 +195,14 @@ def run_img2dataset(listing: Path, out: Path, processes: int, threads: int) -> d
     return m
 
 
-def run_ours(listing: Path, out: Path, processes: int, extra: list[str]) -> dict:
+def run_ours(listing: Path, out: Path, processes: int, extra: list[str], profile: str | None = None
+             ) -> dict:
     cmd = [PY, "-m", "pipeline.pairs", "--list", str(listing), "--output", str(out),
            "--fetch-per-host-rps", "0", "--allow-private-addresses", "--no-media-cache", "--quiet",
            f"--direct_num_workers={processes}", *extra]
-    m = run_measured(cmd, out.parent / "ours.log")
+    spy = [str(Path(PY).parent / "py-spy"), "record", "--subprocesses", "-r", "50", "-f", "raw",
+           "-o", profile, "--"] if profile else []
+    m = run_measured(spy + cmd, out.parent / "ours.log")
     manifest = json.loads((out / "manifest.json").read_text())
     stats = json.loads((out / "stats.json").read_text())
     m["written"] = manifest["num_samples"]
@@ -219,6 +222,8 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=16, help="img2dataset threads per process")
     ap.add_argument("--skip-img2dataset", action="store_true")
     ap.add_argument("--ours-args", default="", help="extra flags for python -m pipeline.pairs")
+    ap.add_argument("--py-spy", metavar="FILE", help="run ours under py-spy record (collapsed "
+                    "stacks of every process to FILE; slows it, so figures are not comparable)")
     ap.add_argument("--keep", help="keep the list and both outputs in this folder")
     ap.add_argument("--json", help="also write the figures here")
     args = ap.parse_args()
@@ -251,7 +256,8 @@ def main() -> None:
         if not args.skip_img2dataset:
             results["img2dataset"] = run_img2dataset(listing, work / "i2d", args.processes, args.threads)
             print(f"img2dataset done: {results['img2dataset']['wall_s']:.1f} s", flush=True)
-        results["ours"] = run_ours(listing, work / "ours", args.processes, args.ours_args.split())
+        results["ours"] = run_ours(listing, work / "ours", args.processes, args.ours_args.split(),
+                                   args.py_spy)
     finally:
         stop.set()
         server.join(timeout=10)

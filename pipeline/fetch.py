@@ -28,6 +28,7 @@ too_many_redirects, too_large, bad_content_type, noai, empty_body.
 from __future__ import annotations
 
 import email.utils
+import heapq
 import http.client
 import ipaddress
 import logging
@@ -35,7 +36,10 @@ import math
 import queue
 import socket
 import ssl
+import threading
 import time
+import zlib
+from collections import OrderedDict, deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from urllib.parse import quote, urljoin, urlsplit
@@ -58,8 +62,10 @@ class FetchConfig:
     backoff_s: float = 0.5  # doubles per retry
     max_bytes: int = 20_000_000
     max_redirects: int = 5
-    per_host_rps: float = 2.0
-    host_concurrency: int = 16
+    per_host_rps: float = 2.0  # request starts per second to one host; 0: no limit
+    host_concurrency: int = 16  # requests in flight to one host at once
+    threads: int = 32  # requests in flight per worker, all hosts together
+    max_queued: int = 2048  # URLs a worker holds waiting or in flight (bounds its memory)
     allow_private_addresses: bool = False  # tests and the demo only
     user_agent: str = "flamingo-data/0.1 (+https://github.com/)"
     accept_content_types: tuple[str, ...] = ("image/",)  # prefix match
@@ -424,13 +430,43 @@ def host_key(url: str) -> str:
         return ""
 
 
-class _FetchHostsFn(beam.DoFn):
-    """(host, [(url, payload), ...]) -> (url, payload, FetchResult) for each input.
+# Unlimited rate (per_host_rps 0): a host's URLs are spread over this many keys
+# (by a stable hash of the URL) so that a hot host's fetching and image work use
+# every worker; with a rate, a host is one key so the rate holds across workers.
+UNLIMITED_HOST_SPREAD = 64
+_RECENT = 256  # results remembered per bundle for a repeated URL (fetched once)
 
-    Hosts run concurrently in a pool of host_concurrency threads; within a host the
-    URLs go one after another, each request starting >= 1/per_host_rps after the
-    previous one. Results are emitted from the Beam thread (Beam metrics are
-    thread-local to it), as soon as they are ready and at the latest at bundle end."""
+_IDLE, _RUNNABLE, _SLEEPING, _CAPPED = range(4)
+
+
+class _Host:
+    """One host's waiting URLs and its politeness state (token bucket, burst 1)."""
+
+    __slots__ = ("queue", "in_flight", "next_start", "state", "lock", "last_start")
+
+    def __init__(self):
+        self.queue: deque = deque()
+        self.in_flight = 0
+        self.next_start = 0.0  # the scheduler's: no submission before this
+        self.state = _IDLE
+        # The fetch threads': the start of the latest request, so that a thread
+        # woken late cannot start closer than the interval to the one before.
+        self.lock = threading.Lock()
+        self.last_start = -math.inf
+
+
+class _FetchHostsFn(beam.DoFn):
+    """(host key, iterable of (url, payload)) -> (url, payload, FetchResult) for each input.
+
+    A scheduler on the Beam thread: URLs wait in per-host queues (at most
+    ``max_queued`` per worker, queued or in flight: memory does not grow with the
+    list) and go to a pool of ``threads`` fetch threads, round-robin over hosts,
+    each host with at most ``host_concurrency`` requests in flight and a start
+    every ``1/per_host_rps`` s (a token bucket of one: requests overlap whenever the
+    server takes longer than the interval; redirects and retries spend slots too).
+    Results are emitted from the Beam thread (Beam metrics are thread-local to
+    it) as they arrive; a URL given twice while the first is waiting, in flight
+    or among the last few done is fetched once."""
 
     def __init__(self, cfg: FetchConfig, metrics_namespace: str, cache=None):
         self._cfg = cfg
@@ -438,46 +474,141 @@ class _FetchHostsFn(beam.DoFn):
         self._cache = cache  # pipeline.cache.MediaCache: each outcome stored as it arrives
 
     def setup(self):
-        self._fetcher = Fetcher(self._cfg)
-        self._pool = ThreadPoolExecutor(max(1, self._cfg.host_concurrency), thread_name_prefix="fetch-host")
+        cfg = self._cfg
+        self._fetcher = Fetcher(cfg)
+        self._threads = max(1, cfg.threads)
+        self._host_cap = max(1, cfg.host_concurrency)
+        self._max_queued = max(self._threads, cfg.max_queued)
+        self._interval = 1.0 / cfg.per_host_rps if cfg.per_host_rps > 0 else 0.0
+        self._pool = ThreadPoolExecutor(self._threads, thread_name_prefix="fetch")
         self._ok = Metrics.counter(self._ns, "fetch_ok")
         self._drops: dict[str, object] = {}
 
     def start_bundle(self):
-        self._done: queue.Queue = queue.Queue()
-        self._pending = 0
+        self._done: queue.SimpleQueue = queue.SimpleQueue()
+        self._hosts: dict[str, _Host] = {}
+        self._runnable: deque = deque()
+        self._sleeping: list = []  # heap of (next_start, seq, host name)
+        self._seq = 0
+        self._waiting: dict[str, list] = {}  # url -> [(payload, ts, window), ...], queued or in flight
+        self._recent: OrderedDict = OrderedDict()  # url -> FetchResult, the last _RECENT done
+        self._queued = 0  # distinct URLs queued or in flight
+        self._in_flight = 0
 
     def process(self, element, timestamp=beam.DoFn.TimestampParam, window=beam.DoFn.WindowParam):
-        host, items = element
-        items = list(items)  # materialise on the Beam thread: lazy group iterables may not outlive process()
-        self._pending += 1
-        self._pool.submit(self._fetch_host, items, timestamp, window)
-        yield from self._drain(block=False)
+        _, items = element
+        for url, payload in items:  # lazily: a group is never held whole
+            done = self._recent.get(url)
+            if done is not None:
+                yield WindowedValue((url, payload, done), timestamp, (window,))
+                continue
+            waiters = self._waiting.get(url)
+            if waiters is not None:
+                waiters.append((payload, timestamp, window))
+                continue
+            self._waiting[url] = [(payload, timestamp, window)]
+            name = host_key(url)
+            host = self._hosts.get(name)
+            if host is None:
+                host = self._hosts[name] = _Host()
+            host.queue.append(url)
+            self._queued += 1
+            if host.state == _IDLE:
+                host.state = _RUNNABLE
+                self._runnable.append(name)
+            yield from self._pump(final=False)
 
     def finish_bundle(self):
-        yield from self._drain(block=True)
+        yield from self._pump(final=True)
+        self._hosts.clear()
+        self._recent.clear()
 
     def teardown(self):
         pool = getattr(self, "_pool", None)
         if pool is not None:
             pool.shutdown(wait=True, cancel_futures=True)
 
-    def _drain(self, block: bool):
-        while self._pending:
-            try:
-                item = self._done.get(block=block)
-            except queue.Empty:
+    # -- scheduling (Beam thread only) ------------------------------------------------
+    def _pump(self, final: bool):
+        """Start what may start, emit what is done; block while the worker holds
+        max_queued URLs (or, when ``final``, until everything is done)."""
+        while True:
+            while True:
+                try:
+                    item = self._done.get_nowait()
+                except queue.Empty:
+                    break
+                yield from self._complete(item)
+            wake = self._start_ready()
+            if not (self._queued > 0 if final else self._queued >= self._max_queued):
                 return
-            if item is None:  # a host finished
-                self._pending -= 1
+            if wake is None and not self._in_flight:
+                raise RuntimeError("fetch scheduler stalled: URLs queued, none in flight or due")
+            timeout = None if wake is None else max(0.0, wake - time.monotonic())
+            try:
+                item = self._done.get(timeout=timeout)
+            except queue.Empty:
                 continue
-            if isinstance(item, BaseException):
-                self._pending -= 1
-                raise item
-            value, timestamp, window, fetched = item
-            if fetched:  # counters count fetches; a repeated URL reuses its result
-                self._count(value[2])
-            yield WindowedValue(value, timestamp, (window,))
+            yield from self._complete(item)
+
+    def _start_ready(self) -> float | None:
+        """Submit fetches while threads are free; the next time a sleeping host may start."""
+        now = time.monotonic()
+        while self._sleeping and self._sleeping[0][0] <= now:
+            _, _, name = heapq.heappop(self._sleeping)
+            host = self._hosts[name]
+            host.state = _RUNNABLE
+            self._runnable.append(name)
+        while self._runnable and self._in_flight < self._threads:
+            name = self._runnable.popleft()
+            host = self._hosts[name]
+            if not host.queue:
+                host.state = _IDLE
+                continue
+            if host.in_flight >= self._host_cap:
+                host.state = _CAPPED  # runnable again when one of its requests ends
+                continue
+            if host.next_start > now:
+                self._sleep(name, host)
+                continue
+            url = host.queue.popleft()
+            host.in_flight += 1
+            host.next_start = max(host.next_start, now) + self._interval
+            self._in_flight += 1
+            self._pool.submit(self._work, name, host, url)
+            if host.queue:
+                self._runnable.append(name)  # round-robin: behind the other hosts
+            else:
+                host.state = _IDLE
+        return self._sleeping[0][0] if self._sleeping else None
+
+    def _sleep(self, name: str, host: _Host) -> None:
+        host.state = _SLEEPING
+        self._seq += 1
+        heapq.heappush(self._sleeping, (host.next_start, self._seq, name))
+
+    def _complete(self, item):
+        name, url, result, err = item
+        if err is not None:
+            raise err
+        host = self._hosts[name]
+        host.in_flight -= 1
+        self._in_flight -= 1
+        self._queued -= 1
+        # Each request (redirects and retries too) spends one slot of the budget.
+        host.next_start += self._interval * max(0, result.requests - 1)
+        if host.state == _CAPPED:
+            host.state = _RUNNABLE
+            self._runnable.append(name)
+        elif host.state == _IDLE and host.queue:  # not expected; keeps the host moving
+            host.state = _RUNNABLE
+            self._runnable.append(name)
+        self._count(result)
+        self._recent[url] = result
+        if len(self._recent) > _RECENT:
+            self._recent.popitem(last=False)
+        for payload, timestamp, window in self._waiting.pop(url):
+            yield WindowedValue((url, payload, result), timestamp, (window,))
 
     def _count(self, result: FetchResult) -> None:
         if result.ok:
@@ -488,39 +619,46 @@ class _FetchHostsFn(beam.DoFn):
             counter = self._drops[result.reason] = Metrics.counter(self._ns, f"fetch_drop_{result.reason}")
         counter.inc()
 
-    def _fetch_host(self, items, timestamp, window) -> None:
+    # -- fetch threads --------------------------------------------------------------
+    def _work(self, name: str, host: _Host, url: str) -> None:
         try:
-            interval = 1.0 / self._cfg.per_host_rps if self._cfg.per_host_rps > 0 else 0.0
-            next_start = 0.0
-            seen: dict[str, FetchResult] = {}
-            for url, payload in items:
-                result = seen.get(url)
-                fetched = result is None
-                if fetched:
-                    wait = next_start - time.monotonic()
+            if self._interval:
+                with host.lock:  # the host's starts, in line, >= interval apart
+                    wait = host.last_start + self._interval - time.monotonic()
                     if wait > 0:
                         time.sleep(wait)
-                    started = time.monotonic()
-                    result = seen[url] = self._fetcher.fetch(url)
-                    if self._cache is not None:  # here, not downstream: a kill loses no fetch
-                        self._cache.put(url, result)
-                    # Each request (redirects and retries too) spends one slot of the budget.
-                    next_start = started + interval * result.requests
-                self._done.put(((url, payload, result), timestamp, window, fetched))
-            self._done.put(None)
+                    host.last_start = time.monotonic()
+            result = self._fetcher.fetch(url)
+            if self._interval and result.requests > 1:
+                with host.lock:
+                    host.last_start = max(host.last_start, time.monotonic()) + self._interval * (
+                        result.requests - 2)
+            if self._cache is not None:  # here, not downstream: a kill loses no fetch
+                self._cache.put(url, result)
+            self._done.put((name, url, result, None))
         except BaseException as err:  # noqa: BLE001 - re-raised on the Beam thread
-            self._done.put(err)
+            self._done.put((name, url, None, err))
+
+
+def _fetch_key(url: str, spread: int) -> str:
+    host = host_key(url)
+    if spread <= 1:
+        return host
+    return f"{host}#{zlib.crc32(url.encode('utf-8', 'surrogatepass')) % spread}"
 
 
 class FetchByHost(beam.PTransform):
     """PCollection[(url, payload)] -> PCollection[(url, payload, FetchResult)].
 
-    Keys by host (beam.GroupByKey on the host, so politeness holds across workers),
-    fetches each host's URLs sequentially at <= per_host_rps, and many hosts
-    concurrently in a thread pool of host_concurrency. Same URL twice -> fetched
-    once. Increments Beam Metrics counters 'fetch_ok' and 'fetch_drop_<reason>'
-    (namespace 'm3w' by default), once per distinct URL fetched. With a
-    ``cache`` (pipeline.cache.MediaCache) every outcome is stored as it arrives."""
+    Keys by host (beam.GroupByKey on the host, so the per-host rate holds across
+    workers) and fetches with _FetchHostsFn: many hosts and many requests per host
+    concurrently, each host's request starts at <= per_host_rps (politeness is a
+    rate, not one request at a time). With per_host_rps 0 (no rate to hold) a
+    host's URLs are spread over UNLIMITED_HOST_SPREAD keys so a hot host uses every
+    worker. Same URL twice -> fetched once. Increments Beam Metrics counters
+    'fetch_ok' and 'fetch_drop_<reason>' (namespace 'm3w' by default), once per
+    distinct URL fetched. With a ``cache`` (pipeline.cache.MediaCache) every
+    outcome is stored as it arrives."""
 
     def __init__(self, cfg: FetchConfig, metrics_namespace: str = "m3w", cache=None):
         super().__init__()
@@ -529,9 +667,10 @@ class FetchByHost(beam.PTransform):
         self._cache = cache
 
     def expand(self, pcoll):
+        spread = 1 if self._cfg.per_host_rps > 0 else UNLIMITED_HOST_SPREAD
         return (
             pcoll
-            | "KeyByHost" >> beam.Map(lambda item: (host_key(item[0]), (item[0], item[1])))
+            | "KeyByHost" >> beam.Map(lambda item: (_fetch_key(item[0], spread), (item[0], item[1])))
             | "GroupByHost" >> beam.GroupByKey()
             | "FetchHosts" >> beam.ParDo(_FetchHostsFn(self._cfg, self._ns, self._cache))
         )

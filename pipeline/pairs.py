@@ -268,9 +268,16 @@ class AssemblePairs(CountingDoFn):
         key, grouped = element
         cands = list(grouped["pair"])
         results = [r for _, r in grouped["image"]]
-        if not cands or not results:
+        if not cands:  # an image result no candidate asked for: nothing to write, but counted
+            self.counts.inc("image_result_unclaimed", len(results))
             return
-        c, res = cands[0], results[0]
+        c = cands[0]
+        if not results:  # never silent: a candidate whose image never came back is counted
+            yield from self.drop("image_result_missing", what="pair", url=c["url"],
+                                 page_url=c["page_url"], text=c["caption"], source=c["source"],
+                                 caption_source=c["caption_source"])
+            return
+        res = results[0]
         if not res["ok"]:
             yield from self.drop(f"image_{res['reason']}", what="pair", url=c["url"],
                                  page_url=c["page_url"], text=c["caption"], source=c["source"],

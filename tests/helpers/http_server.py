@@ -105,7 +105,7 @@ class LoopbackServer:
     # -- lifecycle -----------------------------------------------------------------
     def start(self) -> LoopbackServer:
         handler = type("_Handler", (_Handler,), {"server_ref": self})
-        self._httpd = ThreadingHTTPServer((self._bind, 0), handler)
+        self._httpd = _Server((self._bind, 0), handler)
         self._httpd.daemon_threads = True
         self._httpd.block_on_close = False
         if self._tls is not None:
@@ -152,6 +152,12 @@ class LoopbackServer:
         if self.root not in candidate.parents or not candidate.is_file():
             return None
         return candidate
+
+
+class _Server(ThreadingHTTPServer):
+    # socketserver's default listen backlog is 5: a sixth simultaneous connect is
+    # dropped and the client's SYN retried a second later; concurrent fetch tests need more.
+    request_queue_size = 128
 
 
 class _Handler(BaseHTTPRequestHandler):
