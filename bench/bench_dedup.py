@@ -1,18 +1,21 @@
 """Measured quality and speed of dedup's image matching (a benchmark, not a test).
 
-    .venv/bin/python bench/bench_dedup.py [--threshold N] [--seed S] [--n-index 1000000]
+    .venv/bin/python bench/bench_dedup.py [--photos DIR ...] [--repeats N] [--seed S]
 
-Eval set: real photos from tests/data/images, where the large photos are cut
-into non-overlapping tiles that stand as distinct images (the tile replaces
-its photo, so no two eval images share pixels).  The retina photo stays whole: its halves
-are near mirror images of each other, so as tiles they would be "different"
-images that a flip-robust matcher rightly confuses.  Excluded: motorcycle_right
-(a stereo near-duplicate of motorcycle_left), the 14x25 gif, and the flat
-graphics (logo, text, page) whose few strong edges make them resemble each
-other's hashes less than photos would.  Positives: transformed copies of each
-eval image, hashed the way the training side is (ONE phash64 of the copy after
-the pipeline's resize).  A positive is recalled when it matches its own source;
-every match to any other eval image is a false match.
+Photos: the 251 real photos of bench/data/dedup_photos (Debian packages; see its
+PROVENANCE.md) and the 17 whole photos of tests/data/images (scikit-image,
+scikit-learn, matplotlib): 268 distinct real photos.  ``--photos DIR`` (any
+number of times) uses every image under DIR instead, e.g. held-out photos.
+They are split at random (``--seed``) into an eval half, which is indexed
+exactly as ``make dedup-index`` does (``build_index.hash_item`` on the file),
+and a clean half that is never indexed.
+
+Queries: every transform of the table (and compositions) applied to every
+photo of both halves, then passed through the real image stage
+(``pipeline.images.process_image`` on a JPEG of the copy: orientation, resize
+to 512, JPEG, the stored phash64), as a training copy would be.  A copy of an
+eval photo is recalled when it matches its own source; any match to another
+eval photo, and any match of a clean photo's copy, is a false match.
 
 Speed: queries per second of MultiIndexHash against N random 64-bit codes,
 beside a numpy XOR+popcount full scan of the same codes in the same run, and a
@@ -32,31 +35,28 @@ from PIL import Image, ImageDraw, ImageEnhance, ImageFont
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from dedup.fingerprints import eval_phashes, phash64  # noqa: E402
-from dedup.index import DEFAULT_THRESHOLDS, EvalIndex  # noqa: E402
+from dedup.build_index import hash_item  # noqa: E402
 from dedup.evalsets import EvalItem  # noqa: E402
+from dedup.fingerprints import normalize_image  # noqa: E402
+from dedup.index import DEFAULT_THRESHOLDS, EvalIndex  # noqa: E402
 from dedup.mih import MultiIndexHash, brute_force_pairs  # noqa: E402
+from pipeline.images import ImageConfig, process_image  # noqa: E402
 
+PHOTOS = ROOT / "bench" / "data" / "dedup_photos"
 IMAGES = ROOT / "tests" / "data" / "images"
-WHOLE = ["astronaut.png", "camera.png", "chelsea.png", "coins.png", "brick.png", "grass.png",
-         "moon.png", "horse.png", "clock_motion.png", "grace_hopper.jpg", "retina.jpg"]
-# photo -> (columns, rows) of non-overlapping tiles
-TILED = {"hubble_deep_field.jpg": (2, 2), "motorcycle_left.png": (2, 1),
-         "china.jpg": (2, 1), "flower.jpg": (2, 1), "rocket.jpg": (2, 1), "coffee.png": (2, 1)}
+# The whole photos of tests/data/images (not the graphics, the gif, nor
+# motorcycle_right, a stereo near-duplicate of motorcycle_left).
+TEST_PHOTOS = ["astronaut.png", "camera.png", "chelsea.png", "coins.png", "brick.png", "grass.png",
+               "moon.png", "horse.png", "clock_motion.png", "grace_hopper.jpg", "retina.jpg",
+               "hubble_deep_field.jpg", "motorcycle_left.png", "china.jpg", "flower.jpg",
+               "rocket.jpg", "coffee.png"]
+EXTS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif")
 
 
-def eval_images() -> dict[str, Image.Image]:
-    out = {}
-    for name in WHOLE:
-        out[name] = Image.open(IMAGES / name).convert("RGB")
-    for name, (cols, rows) in TILED.items():
-        img = Image.open(IMAGES / name).convert("RGB")
-        w, h = img.size
-        tw, th = w // cols, h // rows
-        for r in range(rows):
-            for c in range(cols):
-                out[f"{name}#{r}{c}"] = img.crop((c * tw, r * th, (c + 1) * tw, (r + 1) * th))
-    return out
+def photo_paths(dirs: list[str] | None) -> list[Path]:
+    if dirs:
+        return sorted(p for d in dirs for p in Path(d).rglob("*") if p.suffix.lower() in EXTS)
+    return sorted(PHOTOS.glob("*.jpg")) + [IMAGES / n for n in TEST_PHOTOS]
 
 
 # ---------------------------------------------------------------- transforms
@@ -64,7 +64,7 @@ def eval_images() -> dict[str, Image.Image]:
 
 def jpeg(img, q):
     buf = io.BytesIO()
-    img.save(buf, "JPEG", quality=q)
+    img.convert("RGB").save(buf, "JPEG", quality=q)
     return Image.open(io.BytesIO(buf.getvalue())).convert("RGB")
 
 
@@ -83,6 +83,13 @@ def crop(img, frac, rng):
     return img.crop((x0, y0, x0 + cw, y0 + ch))
 
 
+def centre_crop(img, frac):
+    w, h = img.size
+    cw, ch = round(w * (1 - frac)), round(h * (1 - frac))
+    x0, y0 = (w - cw) // 2, (h - ch) // 2
+    return img.crop((x0, y0, x0 + cw, y0 + ch))
+
+
 def jitter(img, rng):
     img = ImageEnhance.Brightness(img).enhance(rng.uniform(0.8, 1.2))
     img = ImageEnhance.Contrast(img).enhance(rng.uniform(0.8, 1.2))
@@ -94,97 +101,189 @@ def rotate(img, deg):
     return img.rotate(deg, resample=Image.Resampling.BICUBIC, expand=False, fillcolor=(0, 0, 0))
 
 
+def pad(img, top, bottom, left, right, colour):
+    w, h = img.size
+    out = Image.new("RGB", (w + left + right, h + top + bottom), colour)
+    out.paste(img, (left, top))
+    return out
+
+
+def letterbox(img, frac=0.10):
+    """Black bars above and below, each ``frac`` of the height."""
+    b = round(img.size[1] * frac)
+    return pad(img, b, b, 0, 0, (0, 0, 0))
+
+
+def pillarbox(img, frac=0.10):
+    b = round(img.size[0] * frac)
+    return pad(img, 0, 0, b, b, (0, 0, 0))
+
+
+def padding(img, frac=0.10, colour=(255, 255, 255)):
+    """A uniform border on all four sides, ``frac`` of each side's length."""
+    w, h = img.size
+    bx, by = round(w * frac), round(h * frac)
+    return pad(img, by, by, bx, bx, colour)
+
+
+def frame(img, rng):
+    """A 5% border of a random colour, with JPEG noise on it afterwards."""
+    colour = tuple(int(c) for c in rng.integers(0, 256, 3))
+    return padding(img, 0.05, colour)
+
+
+def _font(size):
+    try:
+        return ImageFont.load_default(size=size)
+    except TypeError:
+        return ImageFont.load_default()
+
+
 def overlay(img, rng):
     img = img.copy()
     d = ImageDraw.Draw(img)
     w, h = img.size
     size = max(10, h // 12)
-    try:
-        font = ImageFont.load_default(size=size)
-    except TypeError:
-        font = ImageFont.load_default()
     y = int(rng.integers(0, max(1, h - 2 * size)))
-    d.text((w // 20, y), "© example.com  SALE 50%", fill=(255, 255, 255), font=font,
+    d.text((w // 20, y), "\u00a9 example.com  SALE 50%", fill=(255, 255, 255), font=_font(size),
            stroke_width=max(1, size // 10), stroke_fill=(0, 0, 0))
     return img
 
 
-def transforms(rng):
-    """name -> function(img) -> img; each run with fresh random parameters."""
-    t = {
-        "resize_0.5": lambda im: resize(im, 0.5),
-        "resize_2": lambda im: resize(im, 2.0),
-        "jpeg_30": lambda im: jpeg(im, 30),
-        "jpeg_50": lambda im: jpeg(im, 50),
-        "jpeg_75": lambda im: jpeg(im, 75),
-        "jpeg_95": lambda im: jpeg(im, 95),
-        "colour_jitter": lambda im: jitter(im, rng),
-        "crop_5": lambda im: crop(im, 0.05, rng),
-        "crop_10": lambda im: crop(im, 0.10, rng),
-        "crop_20": lambda im: crop(im, 0.20, rng),
-        "flip": lambda im: im.transpose(Image.Transpose.FLIP_LEFT_RIGHT),
-        "rotate_5": lambda im: rotate(im, 5 * (1 if rng.random() < 0.5 else -1)),
-        "text_overlay": lambda im: overlay(im, rng),
-    }
-    return t
-
-
-def training_side(img: Image.Image) -> str:
-    """What the pipeline stores: one phash64 of the image after its resize
-    (longest side capped at 512) and JPEG encode."""
+def watermark(img, rng):
+    """A half-transparent site name in a corner, as stock and news sites add."""
+    img = img.convert("RGBA")
+    layer = Image.new("RGBA", img.size, (0, 0, 0, 0))
+    d = ImageDraw.Draw(layer)
     w, h = img.size
-    s = min(1.0, 512 / max(w, h))
-    if s < 1.0:
-        img = img.resize((round(w * s), round(h * s)), Image.Resampling.BICUBIC)
-    return phash64(jpeg(img, 90))
+    size = max(8, h // 20)
+    x = int(w * 0.62) if rng.random() < 0.5 else w // 30
+    d.text((x, h - 2 * size), "photos.example", fill=(255, 255, 255, 128), font=_font(size))
+    return Image.alpha_composite(img, layer).convert("RGB")
+
+
+def grayscale(img):
+    return img.convert("L").convert("RGB")
+
+
+def sign(rng):
+    return 1 if rng.random() < 0.5 else -1
+
+
+# name -> (goal recall, randomised?, function(img, rng) -> img)
+TRANSFORMS = {
+    "resize_0.5": (0.99, False, lambda im, r: resize(im, 0.5)),
+    "resize_2": (0.99, False, lambda im, r: resize(im, 2.0)),
+    "jpeg_30": (0.99, False, lambda im, r: jpeg(im, 30)),
+    "jpeg_50": (0.99, False, lambda im, r: jpeg(im, 50)),
+    "jpeg_90": (0.99, False, lambda im, r: jpeg(im, 90)),
+    "grayscale": (0.99, False, lambda im, r: grayscale(im)),
+    "colour_jitter": (0.99, True, jitter),
+    "watermark": (0.99, True, watermark),
+    "centre_crop_5": (0.99, False, lambda im, r: centre_crop(im, 0.05)),
+    "centre_crop_10": (0.99, False, lambda im, r: centre_crop(im, 0.10)),
+    "centre_crop_20": (0.99, False, lambda im, r: centre_crop(im, 0.20)),
+    "flip": (0.99, False, lambda im, r: im.transpose(Image.Transpose.FLIP_LEFT_RIGHT)),
+    "rotate_5": (0.99, True, lambda im, r: rotate(im, 5 * sign(r))),
+    "letterbox_10": (0.95, False, lambda im, r: letterbox(im)),
+    "pillarbox_10": (0.95, False, lambda im, r: pillarbox(im)),
+    "white_padding_10": (0.95, False, lambda im, r: padding(im)),
+    "black_padding_5": (0.95, False, lambda im, r: padding(im, 0.05, (0, 0, 0))),
+    "colour_frame_5": (0.95, True, frame),
+    "crop_10_random": (0.95, True, lambda im, r: crop(im, 0.10, r)),
+    "crop_15_random": (0.95, True, lambda im, r: crop(im, 0.15, r)),
+    "crop_20_random": (0.95, True, lambda im, r: crop(im, 0.20, r)),
+    "rotate_10": (0.95, True, lambda im, r: rotate(im, 10 * sign(r))),
+    "centre_crop_30": (0.80, False, lambda im, r: centre_crop(im, 0.30)),
+    "text_overlay": (0.80, True, overlay),
+    # compositions
+    "crop15+resize0.5+jpeg50": (None, True, lambda im, r: jpeg(resize(crop(im, 0.15, r), 0.5), 50)),
+    "letterbox+crop10+jpeg75": (None, True, lambda im, r: jpeg(letterbox(crop(im, 0.10, r)), 75)),
+    "flip+rotate5+jpeg75": (None, True, lambda im, r: jpeg(rotate(
+        im.transpose(Image.Transpose.FLIP_LEFT_RIGHT), 5 * sign(r)), 75)),
+    "grey+crop10+resize0.7": (None, True, lambda im, r: resize(grayscale(crop(im, 0.10, r)), 0.7)),
+}
+
+# The image stage as configured by default, except that it keeps small and
+# elongated copies (it would drop a 120 px stamp or a pillarboxed panorama
+# before dedup sees it; those drops are not what this measures).
+CFG = ImageConfig(min_side=16, max_aspect_ratio=8.0)
+
+
+def training_side(img: Image.Image) -> str | None:
+    """What the pipeline stores for a web copy: the image stage's phash64 of a
+    JPEG (q90) of it (None when the stage drops the copy, e.g. too small)."""
+    buf = io.BytesIO()
+    img.convert("RGB").save(buf, "JPEG", quality=90)
+    r = process_image(buf.getvalue(), CFG)
+    return r.phash if r.ok else None
 
 
 # ---------------------------------------------------------------- quality
 
 
-def bench_quality(threshold: int | None, seed: int, repeats: int, verbose: bool = False):
-    imgs = eval_images()
-    names = list(imgs)
-    items = [EvalItem("bench", "val", n, media=None, texts=()) for n in names]
-    index = EvalIndex.from_items(items, image_hashes={n: eval_phashes(imgs[n]) for n in names},
+def bench_quality(paths: list[Path], threshold: int | None, seed: int, repeats: int,
+                  verbose: bool = False, only: list[str] | None = None):
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(len(paths))
+    eval_paths = [paths[i] for i in order[: len(paths) // 2]]
+    clean_paths = [paths[i] for i in order[len(paths) // 2:]]
+    items = [EvalItem("bench", "val", p.name, media=str(p), texts=()) for p in eval_paths]
+    t0 = time.perf_counter()
+    hashes = dict(hash_item(it) for it in items)
+    index_s = time.perf_counter() - t0
+    index = EvalIndex.from_items(items, image_hashes=hashes,
                                  thresholds=None if threshold is None else
                                  dict(DEFAULT_THRESHOLDS, image=threshold))
-    print(f"eval set: {len(names)} images ({len(WHOLE)} whole photos, "
-          f"{len(names) - len(WHOLE)} tiles of {len(TILED)} large photos); "
-          f"{index.num_image_hashes} indexed hashes; threshold {index.thresholds['image']}")
-    rng = np.random.default_rng(seed)
+    print(f"photos: {len(paths)} ({len(eval_paths)} eval, indexed; {len(clean_paths)} clean, "
+          f"never indexed); {index.num_image_hashes} indexed hashes "
+          f"({index.num_image_hashes / len(items):.0f} per photo, {index_s:.1f} s); "
+          f"threshold {index.thresholds['image']} bits")
+    imgs = {p.name: normalize_image(Image.open(p)).convert("RGB") for p in paths}
     rows = []
-    false_pairs = other_pairs = false_queries = total_queries = 0
-    for tname, fn in transforms(rng).items():
+    false_pairs = pairs = false_queries = queries = dropped = 0
+    t_start = time.perf_counter()
+    names = [n for n in TRANSFORMS if not only or n in only]
+    for k, tname in enumerate(names):
+        goal, randomised, fn = TRANSFORMS[tname]
         hit = n = 0
         dists = []
-        for _ in range(repeats if tname in ("colour_jitter", "crop_5", "crop_10", "crop_20",
-                                            "rotate_5", "text_overlay") else 1):
-            for name in names:
-                q = training_side(fn(imgs[name]))
-                matches = index.match_image(q)
-                ids = {m.item_id for m in matches}
-                n += 1
-                total_queries += 1
-                if name in ids:
-                    hit += 1
-                    dists.append(min(m.distance for m in matches if m.item_id == name))
-                wrong = ids - {name}
-                false_pairs += len(wrong)
-                other_pairs += len(names) - 1
-                false_queries += bool(wrong)
-                if wrong and verbose:
-                    print(f"  false: {tname} of {name} -> "
-                          + ", ".join(f"{m.item_id} d={m.distance:.0f} ({m.detail})"
-                                      for m in matches if m.item_id in wrong))
-        rows.append((tname, hit / n, n, np.median(dists) if dists else float("nan")))
-    print(f"\n{'transform':<16}{'recall':>8}{'queries':>9}{'median d':>10}")
-    for tname, rec, n, md in rows:
-        print(f"{tname:<16}{rec:>8.3f}{n:>9}{md:>10.1f}")
-    print(f"\nfalse matches: {false_pairs} of {other_pairs} (query, other eval image) pairs "
-          f"= {false_pairs / other_pairs:.4%}; queries with any false match: "
-          f"{false_queries} of {total_queries} = {false_queries / total_queries:.3%}")
-    return rows, false_pairs / other_pairs
+        for _ in range(repeats if randomised else 1):
+            for group, plist in (("eval", eval_paths), ("clean", clean_paths)):
+                for p in plist:
+                    q = training_side(fn(imgs[p.name], rng))
+                    if q is None:
+                        dropped += 1
+                        continue
+                    ids = {m.item_id: m for m in index.match_image(q)}
+                    queries += 1
+                    own = p.name if group == "eval" else None
+                    if own is not None:
+                        n += 1
+                        if own in ids:
+                            hit += 1
+                            dists.append(ids[own].distance)
+                    wrong = set(ids) - {own}
+                    false_pairs += len(wrong)
+                    pairs += len(items) - (own is not None)
+                    false_queries += bool(wrong)
+                    if wrong and verbose:
+                        print(f"  false: {tname} of {group} {p.name} -> "
+                              + ", ".join(f"{i} d={ids[i].distance:.0f} ({ids[i].detail})" for i in wrong))
+        rows.append((tname, goal, hit / max(n, 1), n, float(np.median(dists)) if dists else float("nan")))
+        el = time.perf_counter() - t_start
+        print(f"  [{k + 1}/{len(names)}] {tname}: {hit}/{n}; {queries / el:.0f} queries/s, "
+              f"ETA {el / (k + 1) * (len(names) - k - 1):.0f} s", file=sys.stderr)
+    print(f"\n{'training copy of an eval photo':<28}{'recall':>8}{'goal':>7}{'':>3}{'copies':>8}{'median d':>10}")
+    for tname, goal, rec, n, md in rows:
+        mark = "" if goal is None else ("ok" if rec >= goal else "MISS")
+        g = "" if goal is None else f"{goal:.2f}"
+        print(f"{tname:<28}{rec:>8.3f}{g:>7}{mark:>5}{n:>6}{md:>10.1f}")
+    print(f"\nfalse matches: {false_queries} of {queries} queries ({false_queries / queries:.1e} per query; "
+          f"{queries - sum(r[3] for r in rows)} of them copies of clean photos); "
+          f"{false_pairs} of {pairs:,} (query, other eval photo) pairs ({false_pairs / pairs:.1e} per pair)"
+          + (f"; {dropped} copies dropped by the image stage" if dropped else ""))
+    return rows, false_queries / queries
 
 
 # ---------------------------------------------------------------- speed
@@ -230,17 +329,23 @@ def bench_speed(n_index: int, n_queries: int, radius: int, seed: int):
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--photos", action="append", metavar="DIR",
+                    help="use every image under DIR (repeatable) instead of the bundled photos")
     ap.add_argument("--threshold", type=int, default=None,
                     help="image Hamming threshold (default: the index default)")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--repeats", type=int, default=4,
-                    help="random draws per image for the randomised transforms")
+    ap.add_argument("--repeats", type=int, default=1,
+                    help="random draws per photo for the randomised transforms")
+    ap.add_argument("--only", action="append", metavar="TRANSFORM", help="run only these transforms")
     ap.add_argument("--n-index", type=int, default=1_000_000)
     ap.add_argument("--n-queries", type=int, default=50_000)
     ap.add_argument("--skip-speed", action="store_true")
     ap.add_argument("--verbose", action="store_true", help="print every false match")
     args = ap.parse_args(argv)
-    bench_quality(args.threshold, args.seed, args.repeats, args.verbose)
+    paths = photo_paths(args.photos)
+    if len(paths) < 4:
+        ap.error(f"need at least 4 photos, found {len(paths)} under {args.photos}")
+    bench_quality(paths, args.threshold, args.seed, args.repeats, args.verbose, args.only)
     if not args.skip_speed:
         radius = args.threshold if args.threshold is not None else DEFAULT_THRESHOLDS["image"]
         bench_speed(args.n_index, args.n_queries, radius, args.seed)
