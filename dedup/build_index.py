@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
+import time
 from concurrent.futures import ProcessPoolExecutor
 
 from PIL import Image
@@ -40,13 +42,33 @@ def hash_item(it: EvalItem) -> tuple[str, list]:
         raise EvalSetError(f"{it.eval_set} item {it.item_id}: cannot decode {it.media}: {e}") from e
 
 
-def build(items: list[EvalItem], thresholds: dict | None = None, workers: int = 1) -> EvalIndex:
+def build(items: list[EvalItem], thresholds: dict | None = None, workers: int = 1,
+          progress=None) -> EvalIndex:
+    """The index of ``items``; media hashed in ``workers`` processes (0: one per
+    core).  The result, and the saved file's bytes, do not depend on ``workers``."""
     with_media = [it for it in items if it.media]
+    workers = (os.cpu_count() or 1) if workers == 0 else workers
+    workers = max(1, min(workers, len(with_media)))
+    t0 = time.perf_counter()
+    results = []
+
+    def tick(done):
+        if progress is not None and (done == len(with_media) or done % max(1, len(with_media) // 20) == 0):
+            el = time.perf_counter() - t0
+            rate = done / el if el > 0 else 0.0
+            eta = (len(with_media) - done) / rate if rate else 0.0
+            print(f"hashed {done}/{len(with_media)} media files ({rate:.1f}/s, {workers} processes, "
+                  f"ETA {eta:.0f} s)", file=progress, flush=True)
+
     if workers > 1:
         with ProcessPoolExecutor(workers) as ex:
-            results = list(ex.map(hash_item, with_media, chunksize=16))
+            for r in ex.map(hash_item, with_media, chunksize=max(1, min(16, len(with_media) // (4 * workers)))):
+                results.append(r)
+                tick(len(results))
     else:
-        results = [hash_item(it) for it in with_media]
+        for it in with_media:
+            results.append(hash_item(it))
+            tick(len(results))
     image_hashes = {k: v for (k, v), it in zip(results, with_media) if it.kind == "image"}
     video_hashes = {k: v for (k, v), it in zip(results, with_media) if it.kind == "video"}
     return EvalIndex.from_items(items, image_hashes, video_hashes, thresholds)
@@ -57,7 +79,8 @@ def main(argv=None) -> int:
                                  description="Build the dedup eval index (.npz).")
     ap.add_argument("--eval", action="append", required=True, metavar="NAME[@SPLIT]=FILES:MEDIA_DIR")
     ap.add_argument("--out", required=True, help="index file (.npz; local or any Beam filesystem path)")
-    ap.add_argument("--workers", type=int, default=1)
+    ap.add_argument("--workers", type=int, default=0,
+                    help="processes hashing media (default 0: one per core; same index either way)")
     ap.add_argument("--allow-missing-media", action="store_true")
     ap.add_argument("--image-threshold", type=int, default=DEFAULT_THRESHOLDS["image"])
     ap.add_argument("--video-frame-threshold", type=int, default=DEFAULT_THRESHOLDS["video_frame"])
@@ -70,7 +93,7 @@ def main(argv=None) -> int:
             src = parse_eval_arg(arg)
             items.extend(load_eval_set(src, require_media=not args.allow_missing_media))
         index = build(items, {"image": args.image_threshold, "video_frame": args.video_frame_threshold,
-                              "text_ngram": args.ngram}, args.workers)
+                              "text_ngram": args.ngram}, args.workers, progress=sys.stderr)
     except EvalSetError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

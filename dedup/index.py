@@ -29,6 +29,7 @@ from __future__ import annotations
 import io
 import json
 import math
+import zipfile
 from collections import defaultdict
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -160,12 +161,23 @@ class EvalIndex:
     # ------------------------------------------------------------ file
 
     def save(self, path) -> None:
+        _write_bytes(str(path), self.to_bytes())
+
+    def to_bytes(self) -> bytes:
+        """The ``.npz`` file: a zip of ``.npy`` arrays, as ``np.savez_compressed``
+        writes it but with fixed member dates, so one index is one byte string."""
         header = {"format": FORMAT, "thresholds": self.thresholds, "items": self.items,
                   "views": self.views, "url_keys": self.url_keys}
+        arrays = {"header": np.frombuffer(json.dumps(header).encode("utf-8"), dtype=np.uint8),
+                  **self.arrays}
         buf = io.BytesIO()
-        np.savez_compressed(buf, header=np.frombuffer(json.dumps(header).encode("utf-8"), dtype=np.uint8),
-                            **self.arrays)
-        _write_bytes(str(path), buf.getvalue())
+        with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+            for name, arr in arrays.items():
+                info = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+                info.compress_type = zipfile.ZIP_DEFLATED
+                with z.open(info, "w", force_zip64=True) as f:
+                    np.lib.format.write_array(f, np.asanyarray(arr), allow_pickle=False)
+        return buf.getvalue()
 
     @classmethod
     def load(cls, path) -> "EvalIndex":
