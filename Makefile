@@ -41,7 +41,7 @@ TRAIN_ARGS ?=
 
 VIDEOS_WARC := build/sample/videos.warc.gz
 
-.PHONY: help venv sample m3w pairs videos browse validate dedup-index dedup-report train test bench faults clean
+.PHONY: help venv sample m3w pairs videos browse validate dedup-index dedup-report train eval test bench faults clean
 
 help:
 	@echo "make m3w        build M3W shards from the bundled sample (INPUT=... OUTPUT=... RUNNER=... BEAM_ARGS=...)"
@@ -53,6 +53,7 @@ help:
 	@echo "make dedup-report run m3w with eval dedup and write dedup_report.{json,html}"
 	@echo "make train      train Flamingo on the m3w shards (CONFIG=configs/....yaml TRAIN_ARGS=...)"
 	@echo "make venv       build/reuse .venv (TORCH=cu128: the CUDA build of the pinned torch)"
+	@echo "make eval       few-shot eval of the trained checkpoint on the bundled eval sample (EVAL_CHECKPOINT=... EVAL_TASKS=... EVAL_DATA=... EVAL_ARGS=...)"
 	@echo "make test       run the test suite"
 	@echo "make bench      run the benchmarks and print figures"
 	@echo "make faults     run the fault suite (adversarial corpus, kills) and print figures"
@@ -135,6 +136,22 @@ out/pairs/align/manifest.json:
 
 out/videos/manifest.json:
 	$(MAKE) --no-print-directory videos VIDEOS_OUTPUT=out/videos
+
+# Few-shot evaluation (python -m eval). With no variables: the checkpoint
+# `make train` writes (trained first if absent) on the bundled eval sample
+# (python -m eval.sample: real annotations, stand-in photos), a few minutes on CPU.
+EVAL_CHECKPOINT ?= runs/tiny
+EVAL_DATA ?= build/eval_sample
+EVAL_TASKS ?= coco,textvqa,imagenet
+EVAL_ARGS ?= --shots 0,4 --trials 2 --limit 8
+EVAL_OUT ?= out/eval
+eval: $(STAMP) $(if $(filter runs/tiny,$(EVAL_CHECKPOINT)),runs/tiny/final.safetensors,)
+	$(if $(filter build/eval_sample,$(EVAL_DATA)),$(PY) -m eval.sample --out $(EVAL_DATA),)
+	$(PY) -m eval --checkpoint $(EVAL_CHECKPOINT) --tasks $(EVAL_TASKS) --data $(EVAL_DATA) \
+	    --out $(EVAL_OUT) $(EVAL_ARGS)
+
+runs/tiny/final.safetensors:
+	$(MAKE) --no-print-directory train
 
 test: $(STAMP)
 	$(PY) -m pytest -q tests; rc=$$?; if [ $$rc -eq 5 ]; then echo "no tests collected"; exit 1; fi; exit $$rc

@@ -137,6 +137,34 @@ CAPTION_METRICS = ("cider", "bleu4", "meteor", "rouge_l")
 _CAPTION_NAMES = {"cider": "CIDEr", "bleu4": "BLEU-4", "meteor": "METEOR", "rouge_l": "ROUGE-L"}
 
 
+@contextlib.contextmanager
+def _java_stderr_quiet():
+    """The PTB tokeniser (a Java child process) writes a line per call and a warning per
+    untokenisable character to our stderr; keep them off the terminal unless it fails."""
+    import os
+    import sys
+    import tempfile
+    try:
+        fd = sys.stderr.fileno()
+    except (AttributeError, ValueError, io.UnsupportedOperation):   # captured stderr: nothing to hide
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(fd)
+    with tempfile.TemporaryFile() as tmp:
+        os.dup2(tmp.fileno(), fd)
+        try:
+            yield
+        except BaseException:
+            os.dup2(saved, fd)
+            tmp.seek(0)
+            sys.stderr.write(tmp.read().decode(errors="replace"))
+            raise
+        finally:
+            os.dup2(saved, fd)
+            os.close(saved)
+
+
 def caption_scores(predictions: Mapping[str, str], references: Mapping[str, Sequence[str]],
                    metrics: Sequence[str] = ("cider", "bleu4")) -> tuple[dict[str, float], dict[str, dict[str, float]]]:
     """Corpus scores and per-item scores of predicted captions, as the COCO server computes them.
@@ -163,9 +191,10 @@ def caption_scores(predictions: Mapping[str, str], references: Mapping[str, Sequ
         raise ValueError(f"items without reference captions: {empty[:5]}")
     ids = list(references)
     tok = PTBTokenizer()
-    gts = tok.tokenize({k: [{"caption": c} for c in references[k]] for k in ids})
-    # An empty line would be lost by the tokeniser's line split; a space is the same empty caption.
-    res = tok.tokenize({k: [{"caption": predictions[k] or " "}] for k in ids})
+    with _java_stderr_quiet():
+        gts = tok.tokenize({k: [{"caption": c} for c in references[k]] for k in ids})
+        # An empty line would be lost by the tokeniser's line split; a space is the same empty caption.
+        res = tok.tokenize({k: [{"caption": predictions[k] or " "}] for k in ids})
     for k in ids:
         res.setdefault(k, [""])
     corpus: dict[str, float] = {}

@@ -1,0 +1,92 @@
+"""End to end: python -m eval on the bundled sample with a tiny checkpoint; two ranks == one."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from eval.sample import build
+from model.build import build_flamingo
+from model.config import FlamingoConfig
+from train import checkpoint
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("eval")
+    build(str(tmp / "data"))
+    cfg = FlamingoConfig.tiny()
+    model, _ = build_flamingo(cfg)
+    run = tmp / "run"
+    # a trainer checkpoint in a run directory, as `make train` leaves it
+    checkpoint.save(str(run), 100, {"step": 100, "model_config": cfg.to_dict(),
+                                    "weights": {n: p.detach().clone() for n, p in model.named_trainable_parameters()}},
+                    keep=2)
+    return tmp
+
+
+def _run(args, env_extra=None, torchrun=0):
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT))
+    env.update(env_extra or {})
+    head = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={torchrun}"] \
+        if torchrun else [sys.executable]
+    return subprocess.run(head + ["-m", "eval", "--no-progress", "--threads", "1"] + args, cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=600)
+
+
+ARGS = ["--tasks", "textvqa,imagenet", "--shots", "0,1", "--limit", "3", "--batch-size", "1"]
+
+
+def test_two_tasks_write_both_files_and_two_ranks_agree(setup):
+    one = setup / "one"
+    r = _run(["--checkpoint", str(setup / "run"), "--data", str(setup / "data"), "--out", str(one),
+              "--trials", "2"] + ARGS)
+    assert r.returncode == 0, r.stderr[-3000:]
+    res = json.loads((one / "results.json").read_text())
+    md = (one / "results.md").read_text()
+    assert res["checkpoint"].endswith("ckpt-00000100.pt")
+    assert list(res["tasks"]) == ["textvqa", "imagenet"]
+    tv = res["tasks"]["textvqa"]
+    assert tv["queries"] == 3 and tv["shots"]["1"]["summary"]["accuracy"]["n"] == 2
+    trial = tv["shots"]["0"]["trials"][0]
+    assert trial["n"] == 3 and len(trial["predictions"]) == 3
+    assert all(isinstance(p["output"], str) for p in trial["predictions"].values())
+    inet = res["tasks"]["imagenet"]["shots"]["1"]["trials"][0]
+    assert all(len(p["output"]) == 6 for p in inet["predictions"].values())   # a score per class
+    assert "| shots | TextVQA (accuracy) | ImageNet (top-1) |" in md
+    assert md.count("\n| 0 | ") == 1 and md.count("\n| 1 | ") == 1
+
+    two = setup / "two"
+    r2 = _run(["--checkpoint", str(setup / "run"), "--data", str(setup / "data"), "--out", str(two),
+               "--trials", "2"] + ARGS, torchrun=2)
+    assert r2.returncode == 0, r2.stderr[-3000:]
+    res2 = json.loads((two / "results.json").read_text())
+    assert res2["options"]["world"] == 2
+    for task in ("textvqa", "imagenet"):
+        for k in ("0", "1"):
+            a, b = res["tasks"][task]["shots"][k], res2["tasks"][task]["shots"][k]
+            for ta, tb in zip(a["trials"], b["trials"]):
+                assert ta["metrics"] == pytest.approx(tb["metrics"])
+                assert list(ta["predictions"]) == list(tb["predictions"])
+                for u in ta["predictions"]:
+                    pa, pb = ta["predictions"][u]["output"], tb["predictions"][u]["output"]
+                    assert pa == pb if isinstance(pa, str) else pa == pytest.approx(pb, abs=1e-4)
+
+
+def test_missing_paths_are_one_line_errors(setup, tmp_path):
+    r = _run(["--checkpoint", str(setup / "run"), "--data", str(tmp_path), "--tasks", "coco"])
+    assert r.returncode != 0
+    assert r.stderr.strip() == f"error: task coco: data folder not found: {tmp_path / 'coco'}"
+    (tmp_path / "coco").mkdir()
+    (tmp_path / "coco" / "dataset_coco.json").write_text('{"images": []}')
+    r = _run(["--checkpoint", str(setup / "run"), "--data", str(tmp_path), "--tasks", "coco"])
+    assert r.stderr.strip() == f"error: task coco: media folder not found: {tmp_path / 'coco' / 'media'}"
+    r = _run(["--checkpoint", str(tmp_path / "nothing"), "--data", str(setup / "data"), "--tasks", "coco",
+              "--limit", "1"])
+    assert r.stderr.strip() == f"error: --checkpoint {tmp_path / 'nothing'}: no such file or directory"
+    r = _run(["--checkpoint", str(setup / "run"), "--data", str(setup / "data"), "--tasks", "coco,nope"])
+    assert "unknown task(s) ['nope']" in r.stderr
