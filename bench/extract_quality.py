@@ -47,7 +47,8 @@ from pipeline import main_content  # noqa: E402
 from pipeline.decode import decode_html  # noqa: E402
 from pipeline.documents import candidate_document  # noqa: E402
 from pipeline.extract import ExtractConfig, extract_page, parse_srcset  # noqa: E402
-from pipeline.filters import FilterConfig, LangId  # noqa: E402
+from pipeline.filters import (FilterConfig, LangId, paragraph_drop_reason, split_block,  # noqa: E402
+                              text_drop_reasons)
 from pipeline.read import Record  # noqa: E402
 
 _IMG_ATTRS = ("src", "data-src", "data-lazy-src", "data-original", "data-url",
@@ -95,10 +96,10 @@ def _trafilatura():
     return trafilatura
 
 
-def doc_text(doc: dict | None) -> str:
-    if doc is None:
-        return ""
-    return "\n".join(n["text"] for n in doc["nodes"] if "text" in n)
+def doc_text(docs: list[dict]) -> str:
+    """The kept text of a page's candidates (several when it was split at
+    doc_max_words), nothing when all were dropped."""
+    return "\n".join(n["text"] for doc in docs for n in doc["nodes"] if "text" in n)
 
 
 def score(pages, fcfg: FilterConfig, langid: LangId, with_drops: bool) -> list[dict]:
@@ -111,8 +112,9 @@ def score(pages, fcfg: FilterConfig, langid: LangId, with_drops: bool) -> list[d
         text_a = " ".join(n for n in page.nodes if isinstance(n, str))
         out = candidate_document(Record(url=p.url, body=p.body, charset=p.charset), fcfg,
                                  ExtractConfig(), langid)
-        row = {"page": p, "a": f1(tokens(text_a), ref), "b": f1(tokens(doc_text(out.value)), ref),
-               "doc_drop": next((r for r in out.drops if r.startswith("document_")), None)}
+        row = {"page": p, "a": f1(tokens(text_a), ref), "b": f1(tokens(doc_text(out.values())), ref),
+               "doc_drop": (next((r for r in out.drops if r.startswith("document_")), None)
+                            if not out.values() else None)}
         if traf is not None:
             row["traf"] = f1(tokens(traf.extract(html, url=p.url, include_comments=False) or ""), ref)
         if p.expected_html is not None:
@@ -123,6 +125,7 @@ def score(pages, fcfg: FilterConfig, langid: LangId, with_drops: bool) -> list[d
                           len(ours), sum(1 for u in ours if u in every))
         if with_drops:
             row["lost"] = lost_by_reason(page.nodes, out, ref)
+            row["rules"] = by_rule(page, ref, fcfg)
         rows.append(row)
     return rows
 
@@ -132,7 +135,7 @@ def lost_by_reason(nodes, out, ref: collections.Counter) -> collections.Counter:
     the paragraph drop reasons recorded for that page (all of them to the
     document reason when the whole candidate was dropped)."""
     have = tokens(" ".join(n for n in nodes if isinstance(n, str))) & ref
-    kept = tokens(doc_text(out.value)) & ref
+    kept = tokens(doc_text(out.values())) & ref
     lost = sum((have - kept).values())
     reasons = {r: n for r, n in out.drops.items() if r.startswith(("paragraph_", "document_"))}
     c = collections.Counter()
@@ -145,6 +148,46 @@ def lost_by_reason(nodes, out, ref: collections.Counter) -> collections.Counter:
             for r, n in reasons.items():
                 c[r] += lost * n / total
     return c
+
+
+def by_rule(page, ref: collections.Counter, fcfg: FilterConfig) -> dict:
+    """What each of our departures from OBELICS' block-by-block filters does
+    on one page: for the blocks OBELICS drops (``paragraph_drop_reason`` on
+    each block alone) that we keep, the rule that kept them -- "split" (a
+    block over para_max_words, cut to size), "table/list" (judged as one
+    block), "heading" (kept with its section) -- with their tokens and how
+    many of those are in the reference; and "still dropped": the blocks both
+    drop. Rule -> [blocks, tokens, tokens in the reference]."""
+    texts, roles, whole = [], [], []
+    for node, role in zip(page.nodes, page.roles):
+        if isinstance(node, str):
+            old = paragraph_drop_reason(node, fcfg)
+            for piece in split_block(node, fcfg.para_max_words):
+                texts.append(piece)
+                roles.append(role)
+                whole.append(old)
+    new = text_drop_reasons(texts, roles, fcfg)
+    out: dict = collections.defaultdict(lambda: [0, 0, 0])
+    left = collections.Counter(ref)
+    for text, role, old, now in zip(texts, roles, whole, new):
+        if old is None:
+            continue
+        if now is not None:
+            rule = "still dropped"
+        elif old == "too_many_words":
+            rule = "split"
+        elif role is not None and role[1] is not None:
+            rule = "table/list"
+        else:
+            rule = "heading"
+        t = tokens(text)
+        hit = t & left
+        left -= hit
+        r = out[rule]
+        r[0] += 1
+        r[1] += sum(t.values())
+        r[2] += sum(hit.values())
+    return out
 
 
 def timings(pages, fcfg: FilterConfig, langid: LangId, repeat: int) -> dict:
@@ -227,6 +270,14 @@ def report(rows: list[dict], speeds: dict, verbose: bool, drops: bool) -> None:
             if gold:
                 print(f"gold tokens lost by the filters ({label}, {gold} gold tokens): "
                       + ", ".join(f"{k} {v / gold:.2%}" for k, v in lost.most_common()))
+            rules: dict = collections.defaultdict(lambda: [0, 0, 0])
+            for r in rs:
+                for k, v in r["rules"].items():
+                    rules[k] = [a + b for a, b in zip(rules[k], v)]
+            if rules:
+                print(f"  blocks OBELICS drops, by what we do ({label}): " + "; ".join(
+                    f"{k} {b} blocks {t} tokens, {g / max(t, 1):.0%} in the reference"
+                    for k, (b, t, g) in sorted(rules.items())))
     if speeds:
         print("\npages/s per core (best of rounds, process CPU time)")
         base_t = speeds.get("(c) trafilatura")

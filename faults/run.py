@@ -82,9 +82,11 @@ def _stages(path: str) -> tuple[dict, list]:
             continue
         for reason, n in out.drops.items():
             counts.inc(f"drop_{reason}", n)
-        if out.value is not None:
+        if out.extra_parts:
+            counts.inc("document_split_extra_parts", out.extra_parts)
+        for doc in out.values():
             counts.inc("candidate_documents")
-            docs.append(out.value)
+            docs.append(doc)
     for doc in docs:
         for url_key, _ref in image_requests(doc):
             counts.inc("images_requested")

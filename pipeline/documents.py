@@ -20,7 +20,8 @@ from shards.schema import STAND_IN, build_m3w_sample, make_key, serialize_interl
 from .decode import decode_html
 from .extract import ExtractConfig, ImageRef, extract_page
 from .filters import (FilterConfig, LangId, count_words, document_drop_reason,
-                      image_drop_reason, language_drop_reason, paragraph_drop_reason)
+                      image_drop_reason, language_drop_reason, split_block,
+                      text_drop_reasons)
 from .read import Record
 
 log = logging.getLogger(__name__)
@@ -34,12 +35,18 @@ def media_key(url: str) -> str:
 @dataclass
 class Outcome:
     """What one step produced, and every drop it made, by reason; with
-    ``keep`` (--keep-dropped) also the victims (shards.dropped.victim)."""
+    ``keep`` (--keep-dropped) also the victims (shards.dropped.victim).
+    ``more``: further values of the step (the later parts of a document
+    split at ``doc_max_words``); `values()` gives them all. ``extra_parts``:
+    how many more parts than one the page was cut into, kept or dropped (so
+    pages + extra parts = candidates + documents dropped)."""
 
     value: object = None
     drops: dict = field(default_factory=dict)
     keep: bool = False
     victims: list = field(default_factory=list)
+    more: list = field(default_factory=list)
+    extra_parts: int = 0
 
     def drop(self, reason: str, n: int = 1, **victim) -> None:
         self.drops[reason] = self.drops.get(reason, 0) + n
@@ -48,24 +55,81 @@ class Outcome:
 
             self.victims.append(make_victim(reason, **victim))
 
+    def values(self) -> list:
+        return ([] if self.value is None else [self.value]) + self.more
+
 
 def _doc_text(nodes: list[dict]) -> str:
     return "\n\n".join(n["text"] for n in nodes if "text" in n)
 
 
+GALLERY_WORDS_PER_IMAGE = 5
+
+
+def split_document(nodes: list[dict], counts: list[int], max_words: int,
+                   max_images: int) -> list[list[dict]]:
+    """A document over ``max_words`` words or ``max_images`` images cut,
+    between nodes, into the fewest consecutive parts within both, of about
+    equal size; text and images stay in the order the page has them.
+    ``counts[i]`` is the word count of ``nodes[i]`` (None for an image).
+    OBELICS drops such a document whole; a long or richly illustrated
+    article is the best a page has. Each part then meets the document
+    filters on its own, and a kept part never asks for more than
+    ``max_images`` fetches. A gallery (fewer than GALLERY_WORDS_PER_IMAGE
+    words per image) is not split for its images: OBELICS' maximum is meant
+    for it, and it stays whole (and is dropped as too_many_images)."""
+    words = sum(c for c in counts if c)
+    images = sum(1 for c in counts if c is None)
+    by_images = -(-images // max_images) if words >= GALLERY_WORDS_PER_IMAGE * images else 1
+    by_words = -(-words // max_words)
+    k = max(by_words, by_images, 1)
+    if k == 1:
+        return [nodes]
+    # parts of about equal size in what forced the split
+    size = (lambda n, m: n / words) if by_words >= by_images else (lambda n, m: m / images)
+    parts, cur, n, m = [], [], 0, 0
+    for node, c in zip(nodes, counts):
+        w, i = (0, 1) if c is None else (c, 0)
+        if cur and (w or i):
+            full = n + w > max_words or (by_images > 1 and m + i > max_images)
+            if full or (size(n, m) >= 1 / k and len(parts) < k - 1):
+                parts.append(cur)
+                cur, n, m = [], 0, 0
+        cur.append(node)
+        n += w
+        m += i
+    parts.append(cur)
+    return parts
+
+
 def candidate_document(rec: Record, fcfg: FilterConfig, ecfg: ExtractConfig,
                        langid: LangId, keep: bool = False) -> Outcome:
-    """Decode, extract and filter one page; ``value`` is the candidate or None;
-    ``keep``: also collect the victims (--keep-dropped)."""
+    """Decode, extract and filter one page; ``value`` is the candidate or None
+    (a page over ``doc_max_words`` or ``doc_max_images`` gives several:
+    ``value`` and ``more``, each judged by the document filters on its own); ``keep``: also collect the
+    victims (--keep-dropped)."""
     out = Outcome(keep=keep)
     src = {"file": rec.source, "offset": rec.offset}
     html, _how = decode_html(rec.body, rec.charset)
     page = extract_page(html, rec.url, ecfg)
     for reason, n in page.dropped.items():
         out.drop(f"node_{reason}", n)
+    roles = page.roles or [None] * len(page.nodes)
+    # Text blocks, over-long ones cut to size, with their context.
+    blocks: list[tuple[int, str]] = []
+    block_roles: list = []
+    for pos, (node, role) in enumerate(zip(page.nodes, roles)):
+        if isinstance(node, str):
+            for piece in split_block(node, fcfg.para_max_words):
+                blocks.append((pos, piece))
+                block_roles.append(role)
+    reasons = text_drop_reasons([t for _, t in blocks], block_roles, fcfg)
+    judged: dict[int, list] = {}
+    for (pos, text), reason in zip(blocks, reasons):
+        judged.setdefault(pos, []).append((text, reason))
     nodes: list[dict] = []
+    counts: list[int] = []
     seen_images: set[str] = set()
-    texts: list[str] = []
     n_images = 0
     for pos, node in enumerate(page.nodes):
         if isinstance(node, ImageRef):
@@ -80,41 +144,58 @@ def candidate_document(rec: Record, fcfg: FilterConfig, ecfg: ExtractConfig,
             seen_images.add(media_key(node.url))
             nodes.append({"image": n_images, "url": node.url, "alt": node.alt,
                           "title": node.title, "caption": node.caption})
+            counts.append(None)
             n_images += 1
-        else:
-            reason = paragraph_drop_reason(node, fcfg)
+            continue
+        for text, reason in judged[pos]:
             if reason:
-                out.drop(f"paragraph_{reason}", what="paragraph", page_url=rec.url, text=node,
-                         source=src, index=pos, words=count_words(node) if keep else None)
-                continue
-            nodes.append({"text": node})
-            texts.append(node)
-    text = "\n".join(texts)
-    num_words = count_words(text)
-    # The minimum image count is checked again after fetching; the maximum is
-    # checked here so a page with 10,000 images never triggers 10,000 fetches.
-    reason = document_drop_reason(num_words, n_images, fcfg)
-    if reason:
-        out.drop(f"document_{reason}", what="document", url=rec.url, text=_doc_text(nodes),
-                 source=src, title=page.title, words=num_words, images=n_images)
-        return out
-    lang, score = langid(text)
-    reason = language_drop_reason(lang, score, fcfg)
-    if reason:
-        out.drop(f"document_{reason}", what="document", url=rec.url, text=_doc_text(nodes),
-                 source=src, title=page.title, words=num_words, images=n_images, lang=lang,
-                 lang_score=round(score, 4))
-        return out
-    out.value = {
-        "key": make_key(rec.url),
-        "url": rec.url,
-        "title": page.title,
-        "lang": lang,
-        "lang_score": round(score, 4),
-        "source": {"file": rec.source, "offset": rec.offset},
-        "nodes": nodes,
-        "num_words": num_words,
-    }
+                out.drop(f"paragraph_{reason}", what="paragraph", page_url=rec.url, text=text,
+                         source=src, index=pos, words=count_words(text) if keep else None)
+            else:
+                nodes.append({"text": text})
+                counts.append(count_words(text))
+    text = "\n".join(n["text"] for n in nodes if "text" in n)
+    parts = split_document(nodes, counts, fcfg.doc_max_words, fcfg.doc_max_images)
+    out.extra_parts = len(parts) - 1
+    lang = score = None
+    for i, part in enumerate(parts):
+        num_words = sum(count_words(n["text"]) for n in part if "text" in n)
+        n_img = sum(1 for n in part if "image" in n)
+        # The minimum image count is checked again after fetching; the maximum
+        # is checked here (a part of a gallery page without text is dropped
+        # here, before it asks for any fetch).
+        reason = document_drop_reason(num_words, n_img, fcfg)
+        if reason:
+            out.drop(f"document_{reason}", what="document", url=rec.url, text=_doc_text(part),
+                     source=src, title=page.title, words=num_words, images=n_img)
+            continue
+        if lang is None:  # once per page: every part is in the page's language
+            lang, score = langid(text)
+        reason = language_drop_reason(lang, score, fcfg)
+        if reason:
+            out.drop(f"document_{reason}", what="document", url=rec.url, text=_doc_text(part),
+                     source=src, title=page.title, words=num_words, images=n_img, lang=lang,
+                     lang_score=round(score, 4))
+            continue
+        if n_img != n_images:  # a part numbers its images from 0
+            first = next((n["image"] for n in part if "image" in n), 0)
+            part = [dict(n, image=n["image"] - first) if "image" in n else n for n in part]
+        doc = {
+            "key": make_key(rec.url) if i == 0 else make_key(rec.url, i),
+            "url": rec.url,
+            "title": page.title,
+            "lang": lang,
+            "lang_score": round(score, 4),
+            "source": {"file": rec.source, "offset": rec.offset},
+            "nodes": part,
+            "num_words": num_words,
+        }
+        if len(parts) > 1:
+            doc["part"] = [i, len(parts)]
+        if out.value is None:
+            out.value = doc
+        else:
+            out.more.append(doc)
     return out
 
 

