@@ -61,9 +61,60 @@ def normalize_image(im: Image.Image) -> Image.Image:
     return to_rgb_or_l(im)
 
 
+# Borders: a copy on the web is often letterboxed, padded or framed.  Both
+# sides hash the image with its near-uniform borders cut off, so such a copy
+# hashes like its original.  A side is trimmed when at least BORDER_MIN_FRAC of
+# its lines are border (98% of their pixels within BORDER_TOLERANCE grey
+# levels of the outermost line's median): a one-pixel line or a thin frame is
+# left alone, so the JPEG noise of a natural edge cannot move the crop.
+BORDER_TOLERANCE = 12
+BORDER_MIN_FRAC = 0.02
+BORDER_MAX_FRAC = 0.45    # per side; an almost blank image is not trimmed to a sliver
+
+
+def _border_run(lines: np.ndarray) -> int:
+    """How many leading lines (rows of ``lines``) are border, counted up to
+    just past BORDER_MAX_FRAC of them."""
+    ref = np.median(lines[0])
+
+    def border(block):
+        return (np.abs(block - ref) <= BORDER_TOLERANCE).mean(axis=1) >= 0.98
+
+    if not border(lines[:1])[0]:          # most photos: stop at the first line
+        return 0
+    near = border(lines[: int(BORDER_MAX_FRAC * len(lines)) + 2])
+    return int(np.argmin(near)) if not near.all() else len(near)
+
+
+def border_box(grey: np.ndarray) -> tuple[int, int, int, int]:
+    """(left, top, right, bottom) of ``grey`` (HxW) without its uniform borders."""
+    h, w = grey.shape
+    top, bottom, left, right = 0, h, 0, w
+    if h < 16 or w < 16:
+        return left, top, right, bottom
+    g = grey.astype(np.int16)
+
+    def cut(run: int, length: int) -> int:
+        return run if BORDER_MIN_FRAC * length <= run <= BORDER_MAX_FRAC * length else 0
+
+    top = cut(_border_run(g), h)
+    bottom = h - cut(_border_run(g[::-1]), h)
+    rows = g[top:bottom]
+    left = cut(_border_run(rows.T), w)
+    right = w - cut(_border_run(rows[:, ::-1].T), w)
+    return left, top, right, bottom
+
+
+def trim_borders(img: Image.Image) -> Image.Image:
+    """The image without near-uniform borders (see :func:`border_box`)."""
+    box = border_box(np.asarray(img if img.mode == "L" else img.convert("L")))
+    return img if box == (0, 0) + img.size else img.crop(box)
+
+
 def phash64(img: Image.Image) -> str:
-    """64-bit DCT perceptual hash (imagehash.phash, 8x8) as 16 hex digits."""
-    return str(imagehash.phash(img.convert("L"), hash_size=8))
+    """64-bit DCT perceptual hash (imagehash.phash, 8x8) of the image's grey
+    pixels with uniform borders trimmed (:func:`trim_borders`), as 16 hex digits."""
+    return str(imagehash.phash(trim_borders(img if img.mode == "L" else img.convert("L")), hash_size=8))
 
 
 def phash_int(hex_hash: str) -> int:
