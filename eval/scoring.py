@@ -89,7 +89,8 @@ def generate_batch(model, tokenizer, prompts: Sequence[tuple[str, torch.Tensor]]
     from model.generation import collate_prompts
     device = next(model.parameters()).device
     ids, mask, vx = collate_prompts(tokenizer, list(prompts))
-    out = model.generate(ids.to(device), mask.to(device), vx.to(device), max_new_tokens=max_new_tokens,
+    vx = vx.to(device) if vx.shape[1] else None      # text-only prompts: no pictures
+    out = model.generate(ids.to(device), mask.to(device), vx, max_new_tokens=max_new_tokens,
                          num_beams=num_beams)
     new = out[:, ids.shape[1]:].tolist()
     texts = []
