@@ -45,7 +45,7 @@ class Options:
 @dataclass
 class Timing:
     """Seconds spent per stage (for bench/bench_eval.py)."""
-    vision: float = 0.0
+    media: float = 0.0            # loading + preprocessing images / videos (and RICES features)
     prompt_and_decode: float = 0.0
     metric: float = 0.0
     queries: int = 0
@@ -102,7 +102,7 @@ def evaluate_task(model, tokenizer, data: TaskData, opts: Options, loader: Media
     def load(path):
         t0 = time.perf_counter()
         x = loader.load(path, task.media)
-        timing.vision += time.perf_counter() - t0
+        timing.media += time.perf_counter() - t0
         return x
 
     pool = data.demos
@@ -110,7 +110,7 @@ def evaluate_task(model, tokenizer, data: TaskData, opts: Options, loader: Media
     if opts.rices and any(s > 0 for s in opts.shots):
         t0 = time.perf_counter()
         rices = Rices(model, pool, load, opts.cache_dir, f"{task.name}-{task.demo_split}")
-        timing.vision += time.perf_counter() - t0
+        timing.media += time.perf_counter() - t0
     mine = data.queries[opts.rank::opts.world]
     cand_cache = {}
     if kind == "classify":
