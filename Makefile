@@ -41,7 +41,7 @@ TRAIN_ARGS ?=
 
 VIDEOS_WARC := build/sample/videos.warc.gz
 
-.PHONY: help venv sample m3w pairs videos browse validate dedup-index dedup-report train eval test bench faults clean
+.PHONY: help venv sample m3w pairs videos browse validate dedup-index dedup-report train eval test bench bench-scale faults clean
 
 help:
 	@echo "make m3w        build M3W shards from the bundled sample (INPUT=... OUTPUT=... RUNNER=... BEAM_ARGS=...)"
@@ -56,6 +56,7 @@ help:
 	@echo "make eval       few-shot eval of the trained checkpoint on the bundled eval sample (EVAL_CHECKPOINT=... EVAL_TASKS=... EVAL_DATA=... EVAL_ARGS=...)"
 	@echo "make test       run the test suite"
 	@echo "make bench      run the benchmarks and print figures"
+	@echo "make bench-scale  the M3W job at scale vs the per-page step and datatrove (BENCH_SCALE_ARGS=...)"
 	@echo "make faults     run the fault suite (adversarial corpus, kills) and print figures"
 
 $(STAMP): requirements.txt requirements-dev.txt
@@ -157,7 +158,13 @@ test: $(STAMP)
 	$(PY) -m pytest -q tests; rc=$$?; if [ $$rc -eq 5 ]; then echo "no tests collected"; exit 1; fi; exit $$rc
 
 bench: $(STAMP)
-	@for b in bench/bench_*.py bench/extract_quality.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+	@for b in $(filter-out bench/bench_scale.py,$(wildcard bench/bench_*.py)) bench/extract_quality.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+
+# The M3W job at scale beside the per-page step alone and datatrove (installed
+# into build/bench-venv-datatrove on first use); BENCH_SCALE_ARGS='--pages 20000 --profile'
+BENCH_SCALE_ARGS ?=
+bench-scale: $(STAMP) $(SAMPLE_WARC)
+	$(PY) bench/bench_scale.py $(BENCH_SCALE_ARGS)
 
 faults: $(STAMP)
 	$(PY) -m faults
