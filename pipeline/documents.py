@@ -118,15 +118,19 @@ def candidate_document(rec: Record, fcfg: FilterConfig, ecfg: ExtractConfig,
     # Text blocks, over-long ones cut to size, with their context.
     blocks: list[tuple[int, str]] = []
     block_roles: list = []
+    block_words: list[int] = []
     for pos, (node, role) in enumerate(zip(page.nodes, roles)):
         if isinstance(node, str):
-            for piece in split_block(node, fcfg.para_max_words):
+            n = count_words(node)
+            pieces = [node] if n <= fcfg.para_max_words else split_block(node, fcfg.para_max_words)
+            for piece in pieces:
                 blocks.append((pos, piece))
                 block_roles.append(role)
-    reasons = text_drop_reasons([t for _, t in blocks], block_roles, fcfg)
+                block_words.append(n if len(pieces) == 1 else count_words(piece))
+    reasons = text_drop_reasons([t for _, t in blocks], block_roles, fcfg, block_words)
     judged: dict[int, list] = {}
-    for (pos, text), reason in zip(blocks, reasons):
-        judged.setdefault(pos, []).append((text, reason))
+    for (pos, text), reason, n in zip(blocks, reasons, block_words):
+        judged.setdefault(pos, []).append((text, reason, n))
     nodes: list[dict] = []
     counts: list[int] = []
     seen_images: set[str] = set()
@@ -147,19 +151,20 @@ def candidate_document(rec: Record, fcfg: FilterConfig, ecfg: ExtractConfig,
             counts.append(None)
             n_images += 1
             continue
-        for text, reason in judged[pos]:
+        for text, reason, n in judged[pos]:
             if reason:
                 out.drop(f"paragraph_{reason}", what="paragraph", page_url=rec.url, text=text,
-                         source=src, index=pos, words=count_words(text) if keep else None)
+                         source=src, index=pos, words=n if keep else None)
             else:
                 nodes.append({"text": text})
-                counts.append(count_words(text))
+                counts.append(n)
     text = "\n".join(n["text"] for n in nodes if "text" in n)
     parts = split_document(nodes, counts, fcfg.doc_max_words, fcfg.doc_max_images)
     out.extra_parts = len(parts) - 1
     lang = score = None
+    words_of = {id(node): c for node, c in zip(nodes, counts)}
     for i, part in enumerate(parts):
-        num_words = sum(count_words(n["text"]) for n in part if "text" in n)
+        num_words = sum(words_of[id(n)] for n in part if "text" in n)
         n_img = sum(1 for n in part if "image" in n)
         # The minimum image count is checked again after fetching; the maximum
         # is checked here (a part of a gallery page without text is dropped
