@@ -5,7 +5,8 @@ crop, the vision encoder's mean / std). Videos: pipeline.video_frames at
 1 FPS (the rate the video-text pairs were built at), then ``frames`` of them
 evenly spread (train.data.even_indices, as the trainer picks them), each
 through load_image: [F, 3, H, W]. Decoded tensors are kept in a small LRU,
-since the same demonstrations recur across queries and trials.
+since the same demonstrations recur across queries and trials. A record with
+``start`` / ``end`` (iVQA, YouCook2, STAR) is sampled inside that window only.
 """
 from __future__ import annotations
 
@@ -30,13 +31,14 @@ class MediaLoader:
         return cls(model.image_size, model.image_mean, model.image_std,
                    frames or min(8, model.cfg.max_frames))
 
-    def load(self, path: str, kind: str) -> torch.Tensor:
-        """[3, H, W] for an image, [F, 3, H, W] for a video (kind "video")."""
-        key = (str(path), kind)
+    def load(self, path: str, kind: str, window: tuple[float, float] | None = None) -> torch.Tensor:
+        """[3, H, W] for an image, [F, 3, H, W] for a video (kind "video"); ``window``
+        (start, end) seconds: only the frames sampled in that part of the clip."""
+        key = (str(path), kind, window)
         if key in self._cache:
             self._cache.move_to_end(key)
             return self._cache[key]
-        x = self._video(path) if kind == "video" else self._image(Path(path).read_bytes(), path)
+        x = self._video(path, window) if kind == "video" else self._image(Path(path).read_bytes(), path)
         self._cache[key] = x
         if len(self._cache) > self.cache_items:
             self._cache.popitem(last=False)
@@ -49,11 +51,19 @@ class MediaLoader:
         except Exception as e:  # PIL raises many types for broken files
             raise MediaError(f"{where}: not a readable image ({type(e).__name__}: {e})") from None
 
-    def _video(self, path: str) -> torch.Tensor:
+    def _video(self, path: str, window: tuple[float, float] | None) -> torch.Tensor:
         from pipeline.video_frames import VideoConfig, decode_video
         from train.data import even_indices
-        d = decode_video(Path(path).read_bytes(), VideoConfig(fps=1.0, max_frames=64), source=str(path))
+        cfg = VideoConfig(fps=1.0, max_frames=64) if window is None else \
+            VideoConfig(fps=1.0, max_frames=int(window[1]) + 2, max_seconds=float(window[1]) + 1e-3)
+        d = decode_video(Path(path).read_bytes(), cfg, source=str(path))
         if not d.ok or not d.frames:
             raise MediaError(f"{path}: video not decodable ({d.reason})")
-        frames = [self._image(d.frames[i], path) for i in even_indices(len(d.frames), self.frames)]
+        keep = list(range(len(d.frames)))
+        if window is not None:
+            keep = [i for i, t in enumerate(d.frame_times) if window[0] - 1e-3 <= t <= window[1] + 1e-3]
+            if not keep:
+                raise MediaError(f"{path}: no frame in the window {window[0]:g}-{window[1]:g} s "
+                                 f"(the clip has frames at {d.frame_times[0]:g}-{d.frame_times[-1]:g} s)")
+        frames = [self._image(d.frames[keep[i]], path) for i in even_indices(len(keep), self.frames)]
         return torch.stack(frames)

@@ -99,9 +99,11 @@ def evaluate_task(model, tokenizer, data: TaskData, opts: Options, loader: Media
     timing = timing or Timing()
     dropped: Counter = Counter(data.dropped)
 
-    def load(path):
+    def load(path, record=None):
         t0 = time.perf_counter()
-        x = loader.load(path, task.media)
+        window = (float(record["start"]), float(record["end"])) \
+            if task.media == "video" and record and "start" in record and "end" in record else None
+        x = loader.load(path, task.media, window)
         timing.media += time.perf_counter() - t0
         return x
 
@@ -144,7 +146,7 @@ def evaluate_task(model, tokenizer, data: TaskData, opts: Options, loader: Media
 
             for q in mine:
                 try:
-                    qimg = load(q.media)
+                    qimg = load(q.media, q.record)
                 except MediaError:
                     bad["unreadable media"] += 1
                     bar.update(1)
@@ -154,7 +156,7 @@ def evaluate_task(model, tokenizer, data: TaskData, opts: Options, loader: Media
                 else:
                     chosen = rices.nearest(qimg, shots) if rices else random_demos(pool, shots, seed, q.uid)
                     try:
-                        demos, text_only = [(load(d.media), d.record) for d in chosen], []
+                        demos, text_only = [(load(d.media, d.record), d.record) for d in chosen], []
                     except MediaError:
                         bad["unreadable demonstration media"] += 1
                         bar.update(1)
