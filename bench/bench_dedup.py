@@ -37,7 +37,7 @@ sys.path.insert(0, str(ROOT))
 
 from dedup.build_index import hash_item  # noqa: E402
 from dedup.evalsets import EvalItem  # noqa: E402
-from dedup.fingerprints import normalize_image  # noqa: E402
+from dedup.fingerprints import DEFAULT_VIEW_SET, VIEW_SETS, normalize_image  # noqa: E402
 from dedup.index import DEFAULT_THRESHOLDS, EvalIndex  # noqa: E402
 from dedup.mih import MultiIndexHash, brute_force_pairs  # noqa: E402
 from pipeline.images import ImageConfig, process_image  # noqa: E402
@@ -223,14 +223,14 @@ def training_side(img: Image.Image) -> str | None:
 
 
 def bench_quality(paths: list[Path], threshold: int | None, seed: int, repeats: int,
-                  verbose: bool = False, only: list[str] | None = None):
+                  verbose: bool = False, only: list[str] | None = None, views: str | None = None):
     rng = np.random.default_rng(seed)
     order = rng.permutation(len(paths))
     eval_paths = [paths[i] for i in order[: len(paths) // 2]]
     clean_paths = [paths[i] for i in order[len(paths) // 2:]]
     items = [EvalItem("bench", "val", p.name, media=str(p), texts=()) for p in eval_paths]
     t0 = time.perf_counter()
-    hashes = dict(hash_item(it) for it in items)
+    hashes = dict(hash_item(it, views) for it in items)
     index_s = time.perf_counter() - t0
     index = EvalIndex.from_items(items, image_hashes=hashes,
                                  thresholds=None if threshold is None else
@@ -238,7 +238,7 @@ def bench_quality(paths: list[Path], threshold: int | None, seed: int, repeats: 
     print(f"photos: {len(paths)} ({len(eval_paths)} eval, indexed; {len(clean_paths)} clean, "
           f"never indexed); {index.num_image_hashes} indexed hashes "
           f"({index.num_image_hashes / len(items):.0f} per photo, {index_s:.1f} s); "
-          f"threshold {index.thresholds['image']} bits")
+          f"view set {views or DEFAULT_VIEW_SET!r}; threshold {index.thresholds['image']} bits")
     imgs = {p.name: normalize_image(Image.open(p)).convert("RGB") for p in paths}
     rows = []
     false_pairs = pairs = false_queries = queries = dropped = 0
@@ -336,6 +336,8 @@ def main(argv=None):
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--repeats", type=int, default=1,
                     help="random draws per photo for the randomised transforms")
+    ap.add_argument("--views", choices=sorted(VIEW_SETS), default=None,
+                    help=f"eval-side view set (default {DEFAULT_VIEW_SET})")
     ap.add_argument("--only", action="append", metavar="TRANSFORM", help="run only these transforms")
     ap.add_argument("--n-index", type=int, default=1_000_000)
     ap.add_argument("--n-queries", type=int, default=50_000)
@@ -345,7 +347,7 @@ def main(argv=None):
     paths = photo_paths(args.photos)
     if len(paths) < 4:
         ap.error(f"need at least 4 photos, found {len(paths)} under {args.photos}")
-    bench_quality(paths, args.threshold, args.seed, args.repeats, args.verbose, args.only)
+    bench_quality(paths, args.threshold, args.seed, args.repeats, args.verbose, args.only, args.views)
     if not args.skip_speed:
         radius = args.threshold if args.threshold is not None else DEFAULT_THRESHOLDS["image"]
         bench_speed(args.n_index, args.n_queries, radius, args.seed)

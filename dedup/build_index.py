@@ -29,7 +29,7 @@ from dedup.evalsets import EvalItem, EvalSetError, load_eval_set, parse_eval_arg
 from dedup.index import DEFAULT_THRESHOLDS, EvalIndex, item_key
 
 
-def hash_item(it: EvalItem) -> tuple[str, list]:
+def hash_item(it: EvalItem, view_set: str | None = None) -> tuple[str, list]:
     """(item key, hashes): [(view, phash)] for an image, frame phashes for a video."""
     if it.media is None:
         return item_key(it), []
@@ -37,7 +37,7 @@ def hash_item(it: EvalItem) -> tuple[str, list]:
         if it.kind == "video":
             return item_key(it), fp.video_frame_phashes(it.media)
         with Image.open(it.media) as im:
-            return item_key(it), fp.eval_phashes(im)
+            return item_key(it), fp.eval_phashes(im, view_set)
     except Exception as e:  # a corrupt eval file must not pass silently
         raise EvalSetError(f"{it.eval_set} item {it.item_id}: cannot decode {it.media}: {e}") from e
 

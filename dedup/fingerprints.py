@@ -133,11 +133,19 @@ def hamming(a: int, b: int) -> int:
 # likely to be: the whole image, a mirror, and crops at several scales and
 # positions).  A training copy cropped by ~10% lands close to one of them.
 
-# (scale, position) pairs; a position is the crop's offset as a fraction of
-# the slack (0 = left/top, 0.5 = centred, 1 = right/bottom).
-CROP_SCALES = (0.95, 0.9, 0.8)
-CROP_POSITIONS = (0.0, 0.25, 0.5, 0.75, 1.0)
-ROTATIONS = (-5, 5)
+# A view set: rotations (degrees) of the image and of its mirror, centred
+# crops (scale), and crops at a scale on an n x n grid of positions (a
+# position is the crop's offset as a fraction of the slack: 0 = left/top,
+# 0.5 = centred, 1 = right/bottom).  Measured with bench/bench_dedup.py.
+VIEW_SETS = {
+    # 79 views: what the index held until 2026-12-03
+    "grid79": {"rotations": (-5, 5), "flip_rotations": (), "centre": (),
+               "grid": {0.95: 5, 0.9: 5, 0.8: 5}},
+    # off-grid crops to 20%, rotations to 10 degrees, centre crops to 30%
+    "dense": {"rotations": (-10, -5, 5, 10), "flip_rotations": (-5, 5), "centre": (0.75, 0.7),
+              "grid": {0.95: 5, 0.9: 5, 0.85: 7, 0.8: 9}},
+}
+DEFAULT_VIEW_SET = "dense"
 
 
 def _crop(img: Image.Image, scale: float, px: float, py: float) -> Image.Image:
@@ -147,23 +155,32 @@ def _crop(img: Image.Image, scale: float, px: float, py: float) -> Image.Image:
     return img.crop((x0, y0, x0 + cw, y0 + ch))
 
 
-def eval_image_views(img: Image.Image) -> list[tuple[str, Image.Image]]:
+def _rotate(img: Image.Image, deg: float) -> Image.Image:
+    return img.rotate(deg, resample=Image.Resampling.BICUBIC)
+
+
+def eval_image_views(img: Image.Image, view_set: str | None = None) -> list[tuple[str, Image.Image]]:
     """The views of an eval image that get indexed, named for the report
-    (of the image as :func:`normalize_image` makes it)."""
+    (of the image as :func:`normalize_image` makes it); ``view_set`` names
+    an entry of :data:`VIEW_SETS` (default :data:`DEFAULT_VIEW_SET`)."""
+    spec = VIEW_SETS[view_set or DEFAULT_VIEW_SET]
     img = normalize_image(img).convert("RGB")
-    views = [("full", img), ("flip", img.transpose(Image.Transpose.FLIP_LEFT_RIGHT))]
-    for deg in ROTATIONS:
-        views.append((f"rot{deg:+d}", img.rotate(deg, resample=Image.Resampling.BICUBIC)))
-    for s in CROP_SCALES:
-        for py in CROP_POSITIONS:
-            for px in CROP_POSITIONS:
+    mirror = img.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+    views = [("full", img), ("flip", mirror)]
+    views += [(f"rot{deg:+d}", _rotate(img, deg)) for deg in spec["rotations"]]
+    views += [(f"flip+rot{deg:+d}", _rotate(mirror, deg)) for deg in spec["flip_rotations"]]
+    views += [(f"crop{s}", _crop(img, s, 0.5, 0.5)) for s in spec["centre"]]
+    for s, n in spec["grid"].items():
+        pos = [round(i / (n - 1), 3) for i in range(n)]
+        for py in pos:
+            for px in pos:
                 views.append((f"crop{s}@{px},{py}", _crop(img, s, px, py)))
     return views
 
 
-def eval_phashes(img: Image.Image) -> list[tuple[str, str]]:
+def eval_phashes(img: Image.Image, view_set: str | None = None) -> list[tuple[str, str]]:
     """(view name, phash64) for every indexed view of an eval image."""
-    return [(name, phash64(v)) for name, v in eval_image_views(img)]
+    return [(name, phash64(v)) for name, v in eval_image_views(img, view_set)]
 
 
 # ---------------------------------------------------------------- video

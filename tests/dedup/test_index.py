@@ -26,7 +26,7 @@ def stored_phash(img, scale=1.0, quality=90):
 def test_index_contents(index):
     s = index.summary()
     assert s["items"] == {"coco_captions": {"val2014": 156}, "msrvtt": {"test": 1000}}
-    assert s["image_hashes"] == 3 * 79          # 3 images with media, 79 views each
+    assert s["image_hashes"] == 3 * 190         # 3 images with media, 190 views each
     assert s["video_frames"] == 4 + 10          # carphone 4 s, bikes 10 s at 1 FPS
 
 

@@ -61,7 +61,7 @@ def test_build_index_cli(eval_dirs, tmp_path, capsys):
                      "--allow-missing-media", "--ngram", "8", "--out", str(out)])
     assert rc == 0
     idx = EvalIndex.load(out)
-    assert idx.thresholds["text_ngram"] == 8 and idx.num_image_hashes == 3 * 79
+    assert idx.thresholds["text_ngram"] == 8 and idx.num_image_hashes == 3 * 190
     # 8 words of a 9+-word caption now count
     assert [m.item_id for m in idx.match_text("see: bicycle replica with a clock as the front wheel")] == ["203564"]
     rc = build_main(["--eval", f"coco_captions={ev / 'coco_captions_val2014_sample.json'}:{eval_dirs / 'coco'}",
