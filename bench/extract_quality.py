@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import dataclasses
 import statistics
 import sys
 import time
@@ -153,15 +154,18 @@ def lost_by_reason(nodes, out, ref: collections.Counter) -> collections.Counter:
 def by_rule(page, ref: collections.Counter, fcfg: FilterConfig) -> dict:
     """What each of our departures from OBELICS' block-by-block filters does
     on one page: for the blocks OBELICS drops (``paragraph_drop_reason`` on
-    each block alone) that we keep, the rule that kept them -- "split" (a
-    block over para_max_words, cut to size), "table/list" (judged as one
-    block), "heading" (kept with its section) -- with their tokens and how
-    many of those are in the reference; and "still dropped": the blocks both
-    drop. Rule -> [blocks, tokens, tokens in the reference]."""
+    each block alone, with OBELICS' repetition count of 2) that we keep, the
+    rule that kept them -- "split" (a block over para_max_words, cut to
+    size), "table/list" (judged as one block), "heading" (kept with its
+    section), "said twice" (its 10-grams repeat, but none 3 times) -- with
+    their tokens and how many of those are in the reference; and "still
+    dropped": the blocks both drop. Rule -> [blocks, tokens, tokens in the
+    reference]."""
+    obelics = dataclasses.replace(fcfg, para_char_repetition_min_count=2)
     texts, roles, whole = [], [], []
     for node, role in zip(page.nodes, page.roles):
         if isinstance(node, str):
-            old = paragraph_drop_reason(node, fcfg)
+            old = paragraph_drop_reason(node, obelics)
             for piece in split_block(node, fcfg.para_max_words):
                 texts.append(piece)
                 roles.append(role)
@@ -176,8 +180,10 @@ def by_rule(page, ref: collections.Counter, fcfg: FilterConfig) -> dict:
             rule = "still dropped"
         elif old == "too_many_words":
             rule = "split"
-        elif role is not None and role[1] is not None:
+        elif role is not None and role[1] is not None and old != "character_repetition":
             rule = "table/list"
+        elif old == "character_repetition":
+            rule = "said twice"
         else:
             rule = "heading"
         t = tokens(text)

@@ -485,6 +485,7 @@ def build_pairs(p, inputs, lists, out_dir, fcfg, ccfg, ecfg, icfg, fetch_cfg, ru
 # FilterConfig's paragraph and document thresholds are m3w's; pairs use its
 # image and language ones.
 _M3W_ONLY = ("para_min_words", "para_max_words", "para_max_char_repetition",
+             "para_char_repetition_min_count",
              "para_max_word_repetition", "para_max_special_chars", "doc_min_images",
              "doc_max_images", "doc_min_words", "doc_max_words")
 
