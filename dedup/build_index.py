@@ -15,7 +15,6 @@ files, media directory or media files are an error listing them
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
@@ -75,8 +74,9 @@ def build(items: list[EvalItem], thresholds: dict | None = None, workers: int = 
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m dedup.build_index",
-                                 description="Build the dedup eval index (.npz).")
+    from shards.cli import Parser
+
+    ap = Parser(prog="python -m dedup.build_index", description="Build the dedup eval index (.npz).")
     ap.add_argument("--eval", action="append", required=True, metavar="NAME[@SPLIT]=FILES:MEDIA_DIR")
     ap.add_argument("--out", required=True, help="index file (.npz; local or any Beam filesystem path)")
     ap.add_argument("--workers", type=int, default=0,
@@ -87,6 +87,11 @@ def main(argv=None) -> int:
     ap.add_argument("--ngram", type=int, default=DEFAULT_THRESHOLDS["text_ngram"],
                     help="n of the n-gram text containment rule (GPT-3: 13)")
     args = ap.parse_args(argv)
+    for option, value, low in (("--workers", args.workers, 1), ("--image-threshold", args.image_threshold, 0),
+                               ("--video-frame-threshold", args.video_frame_threshold, 0),
+                               ("--ngram", args.ngram, 1)):
+        if value < low:
+            ap.error(f"{option} {value}: expected an integer >= {low}")
     try:
         items: list[EvalItem] = []
         for arg in args.eval:

@@ -11,7 +11,6 @@ photos are stand-ins, not COCO images; the annotations are real.
 """
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
@@ -33,8 +32,10 @@ def write_standins(out_dir: str) -> list[Path]:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--out", required=True)
+    from shards.cli import Parser
+
+    ap = Parser(prog="python -m dedup.demo_evalset", description=__doc__.split("\n")[0])
+    ap.add_argument("--out", required=True, help="folder for the stand-in images")
     args = ap.parse_args(argv)
     paths = write_standins(args.out)
     print(f"{len(paths)} stand-in eval images in {args.out} ({', '.join(STANDINS.values())})")

@@ -10,11 +10,11 @@ training images / documents / texts per eval set and split, not of pairs.
 """
 from __future__ import annotations
 
-import argparse
 import base64
 import html
 import io
 import json
+import os
 import sys
 import tarfile
 from collections import Counter, defaultdict
@@ -184,12 +184,19 @@ def write_report(matches: list[dict], out_dir, thresholds: dict | None = None,
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m dedup.report", description=__doc__.splitlines()[0])
-    ap.add_argument("--matches", required=True)
-    ap.add_argument("--out", required=True)
+    from shards.cli import Parser
+
+    ap = Parser(prog="python -m dedup.report", description=__doc__.splitlines()[0])
+    ap.add_argument("--matches", required=True, help="OUTPUT/dedup_matches.jsonl of a job run with --dedup-index")
+    ap.add_argument("--out", required=True, help="report path prefix (writes PREFIX/dedup_report.{json,html})")
     ap.add_argument("--index", help="the eval index the job used (for its thresholds)")
-    ap.add_argument("--gallery-limit", type=int, default=500)
+    ap.add_argument("--gallery-limit", type=int, default=500, help="matches shown in the gallery (default: 500)")
     args = ap.parse_args(argv)
+    for option, path in (("--matches", args.matches), ("--index", args.index)):
+        if path and not os.path.isfile(path):
+            ap.error(f"{option} {path}: no such file")
+    if args.gallery_limit < 0:
+        ap.error(f"--gallery-limit {args.gallery_limit}: expected an integer >= 0")
     thresholds = None
     if args.index:
         from dedup.index import EvalIndex

@@ -11,7 +11,6 @@ Known bugs in other modules are counted as such, not hidden.
 """
 from __future__ import annotations
 
-import argparse
 import shutil
 import sys
 import tempfile
@@ -20,7 +19,10 @@ from pathlib import Path
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m faults")
+    from shards.cli import Parser
+
+    ap = Parser(prog="python -m faults", description="The fault suite: adversarial inputs, hostile "
+                "fetches, kills; prints cases, crashes, hangs, samples lost or duplicated.")
     ap.add_argument("--no-kills", action="store_true", help="skip the kill/rerun scenarios")
     ap.add_argument("--keep", action="store_true", help="keep the temp folder")
     args = ap.parse_args(argv)

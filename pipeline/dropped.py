@@ -29,16 +29,6 @@ class KeepDropped:
     max_per_reason: int = fmt.DEFAULT_MAX_PER_REASON   # 0: every victim
 
 
-def add_flags(ap) -> None:
-    ap.add_argument("--keep-dropped", action="store_true",
-                    help="also write what each filter dropped (documents, paragraphs, images, "
-                         "captions, videos, with their reason) to OUTPUT/dropped/, for "
-                         "`python -m shards.browse OUTPUT`")
-    ap.add_argument("--keep-dropped-max", type=int, default=fmt.DEFAULT_MAX_PER_REASON,
-                    metavar="N", help="victims kept per reason (the same ones on a rerun); "
-                                      "0 = every one (default: %(default)s)")
-
-
 def config_from_args(args) -> KeepDropped | None:
     if not args.keep_dropped:
         return None

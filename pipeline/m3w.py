@@ -14,6 +14,11 @@ Graph (each step a named transform; drops counted by reason in Beam Metrics):
 """
 from __future__ import annotations
 
+if __name__ == "__main__":  # flags checked before Beam is imported: --help and mistakes answer at once
+    from pipeline.cli import precheck
+
+    precheck("m3w")
+
 import argparse
 import json
 import logging
@@ -34,11 +39,11 @@ from . import dropped
 from .documents import (assemble_sample, candidate_document, eval_matches, image_requests,
                         media_key)
 from .extract import ExtractConfig
-from .cache import add_cache_flags, cache_dir_from_args
+from .cache import cache_dir_from_args
 from .fetch import FetchConfig
 from .filters import FilterConfig, LangId
 from .images import ImageConfig
-from .options import add_dataclass_flags, as_json, dataclass_from_args
+from .options import as_json, dataclass_from_args
 from .media import FetchMedia, ProcessImages, ResolveMedia, fetch_outcome, noai
 from .jobs import (CountingDoFn, drive, quiet_beam_logging)
 from .read import ReadInputs, expand_globs
@@ -289,34 +294,9 @@ class _KeepUnmarked(CountingDoFn):
 
 
 def parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(
-        prog="python -m pipeline.m3w",
-        description="Build M3W interleaved image-text shards from web pages. Flags not "
-                    "listed here go to Beam (e.g. --runner, --direct_num_workers).")
-    ap.add_argument("--input", action="append", required=True,
-                    help="glob of WARC / HTML / JSONL files (repeatable; any Beam filesystem)")
-    ap.add_argument("--output", required=True, help="output directory (any Beam filesystem)")
-    ap.add_argument("--samples-per-shard", type=int, default=1000)
-    ap.add_argument("--fetch", action=argparse.BooleanOptionalAction, default=True,
-                    help="fetch images not archived in the inputs (default: on)")
-    ap.add_argument("--all-text", action="store_true",
-                    help="keep all visible text instead of main-content scoring")
-    ap.add_argument("--keep-comments", action="store_true",
-                    help="keep the page's comment threads after the article (default: dropped)")
-    ap.add_argument("--quiet", action="store_true", help="no progress line")
-    ap.add_argument("--log-file", help="where Beam's and the workers' logs go "
-                    "(default: OUTPUT/m3w.log, or the temp folder for remote outputs)")
-    add_dataclass_flags(ap, FilterConfig, title="filters (OBELICS defaults)")
-    add_dataclass_flags(ap, ImageConfig, prefix="image", title="images")
-    add_dataclass_flags(ap, FetchConfig, prefix="fetch", title="fetching",
-                        skip=("allow_private_addresses", "allowed_networks", "ca_file"))
-    add_dataclass_flags(ap, DedupConfig, prefix="dedup",
-                        title="dedup (eval sets: --dedup-index from make dedup-index; within the corpus)")
-    ap.add_argument("--allow-private-addresses", action="store_true",
-                    help="let the fetcher reach loopback/private addresses (tests and the demo only)")
-    add_cache_flags(ap)
-    dropped.add_flags(ap)
-    return ap
+    from .cli import m3w_parser  # the flags live in pipeline/cli.py (checked before Beam loads)
+
+    return m3w_parser()
 
 
 PROGRESS_FIELDS = [("records_read", "records"), ("pages", "pages"),
@@ -326,8 +306,10 @@ PROGRESS_FIELDS = [("records_read", "records"), ("pages", "pages"),
 
 
 def main(argv=None) -> int:
+    from .cli import parse
+
     ap = parser()
-    args, beam_args = ap.parse_known_args(argv)
+    args, beam_args = parse("m3w", argv)
     quiet_beam_logging()
     fcfg = dataclass_from_args(FilterConfig, args)
     icfg = dataclass_from_args(ImageConfig, args, "image")

@@ -22,6 +22,11 @@ pipeline.captions, list inputs in pipeline.lists.
 """
 from __future__ import annotations
 
+if __name__ == "__main__":  # flags checked before Beam is imported: --help and mistakes answer at once
+    from pipeline.cli import precheck
+
+    precheck("pairs")
+
 import argparse
 import logging
 import os
@@ -41,13 +46,13 @@ from .captions import SOURCES, CaptionConfig, caption_drop_reason, normalize, pa
 from .decode import decode_html
 from .documents import media_key
 from .extract import ExtractConfig, ImageRef, extract_page
-from .cache import add_cache_flags, cache_dir_from_args
+from .cache import cache_dir_from_args
 from .fetch import FetchConfig
 from .filters import FilterConfig, LangId, image_drop_reason, language_drop_reason
 from .images import ImageConfig
 from .jobs import (CountingDoFn, drive, quiet_beam_logging)
 from .lists import ListConfig, ReadLists
-from .options import add_dataclass_flags, as_json, dataclass_from_args
+from .options import as_json, dataclass_from_args
 from .read import ReadInputs, expand_globs
 from .write import AssignAndWriteShards
 
@@ -484,61 +489,15 @@ def build_pairs(p, inputs, lists, out_dir, fcfg, ccfg, ecfg, icfg, fetch_cfg, ru
 
 # FilterConfig's paragraph and document thresholds are m3w's; pairs use its
 # image and language ones.
-_M3W_ONLY = ("para_min_words", "para_max_words", "para_max_char_repetition",
-             "para_char_repetition_min_count",
-             "para_max_word_repetition", "para_max_special_chars", "doc_min_images",
-             "doc_max_images", "doc_min_words", "doc_max_words")
-
-
-def add_common_flags(ap: argparse.ArgumentParser, kind: str) -> None:
-    """The flags the pairs and videos jobs share (same conventions as m3w)."""
-    ap.add_argument("--input", action="append", default=[],
-                    help="glob of WARC / HTML / JSONL page files (repeatable; any Beam filesystem)")
-    ap.add_argument("--list", action="append", default=[], dest="lists",
-                    help="glob of url lists: csv, tsv, parquet, jsonl[.gz]"
-                         + (", img2dataset webdataset .tar" if kind == "pairs" else "")
-                         + " (repeatable)")
-    ap.add_argument("--output", required=True, help="output directory (any Beam filesystem)")
-    ap.add_argument("--samples-per-shard", type=int, default=1000)
-    ap.add_argument("--fetch", action=argparse.BooleanOptionalAction, default=True,
-                    help="fetch media not archived in the inputs (default: on)")
-    ap.add_argument("--quiet", action="store_true", help="no progress line")
-    ap.add_argument("--log-file", help=f"where Beam's and the workers' logs go "
-                    f"(default: OUTPUT/{kind}.log, or the temp folder for remote outputs)")
-    ap.add_argument("--dedup-index", help="eval index (.npz from python -m dedup.build_index): "
-                    "drop or tag samples matching an eval set")
-    ap.add_argument("--dedup-action", choices=("drop", "tag"), default="drop")
-    ap.add_argument("--allow-private-addresses", action="store_true",
-                    help="let the fetcher reach loopback/private addresses (tests and the demo only)")
-    add_dataclass_flags(ap, ListConfig, title="list inputs (img2dataset's column flags)")
-    add_cache_flags(ap)
-    dropped.add_flags(ap)
-
-
 def fetch_config_from_args(args, prefix="fetch") -> FetchConfig:
     cfg = dataclass_from_args(FetchConfig, args, prefix)
     return replace(cfg, allow_private_addresses=args.allow_private_addresses)
 
 
 def parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(
-        prog="python -m pipeline.pairs",
-        description="Build image-text pair shards (ALIGN/LTIP-like) from web pages and url "
-                    "lists. Flags not listed here go to Beam (e.g. --runner).")
-    add_common_flags(ap, "pairs")
-    ap.add_argument("--all-text", action="store_true",
-                    help="take images from the whole page instead of the main content")
-    add_dataclass_flags(ap, CaptionConfig, prefix="caption", title="captions")
-    ap.add_argument("--split", action="append", default=[], metavar="NAME=SOURCES",
-                    help="write the pairs whose caption source is one of SOURCES to OUTPUT/NAME "
-                         "(repeatable; e.g. --split align=alt --split ltip=figcaption,title,context "
-                         "for ALIGN-like and LTIP-like sets in one run; 'list' for url-list rows)")
-    add_dataclass_flags(ap, FilterConfig, title="image URL and language filters (as m3w)",
-                        skip=_M3W_ONLY)
-    add_dataclass_flags(ap, ImageConfig, prefix="image", title="images")
-    add_dataclass_flags(ap, FetchConfig, prefix="fetch", title="fetching",
-                        skip=("allow_private_addresses",))
-    return ap
+    from .cli import pairs_parser  # the flags live in pipeline/cli.py (checked before Beam loads)
+
+    return pairs_parser()
 
 
 PROGRESS_FIELDS = [("records_read", "records"), ("pages", "pages"), ("list_rows", "rows"),
@@ -547,8 +506,10 @@ PROGRESS_FIELDS = [("records_read", "records"), ("pages", "pages"), ("list_rows"
 
 
 def main(argv=None) -> int:
+    from .cli import parse
+
     ap = parser()
-    args, beam_args = ap.parse_known_args(argv)
+    args, beam_args = parse("pairs", argv)
     if not args.input and not args.lists:
         ap.error("give at least one --input or --list")
     quiet_beam_logging()

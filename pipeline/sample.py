@@ -29,7 +29,6 @@ pages plus the images they loaded.
 """
 from __future__ import annotations
 
-import argparse
 import gzip
 import hashlib
 import io
@@ -43,7 +42,6 @@ from warcio.warcwriter import WARCWriter
 from .extract import ImageRef, extract_page
 from .filters import FilterConfig, image_drop_reason
 from .decode import decode_html
-from .read import STAND_IN_HEADER, html_file_url, iter_records
 
 DATA = Path(__file__).resolve().parent.parent / "tests" / "data"
 PHOTOS = ["astronaut.png", "chelsea.png", "coffee.png", "rocket.jpg", "retina.jpg",
@@ -68,6 +66,8 @@ def _write(writer: WARCWriter, url: str, body: bytes, content_type: str,
            stand_in: str | None = None) -> None:
     """One response record; ``stand_in`` (what the payload really is) marks a
     payload that is not the resource ``url`` served (pipeline.read.STAND_IN_HEADER)."""
+    from .read import STAND_IN_HEADER  # (pipeline.read imports Beam: not before --help)
+
     http = StatusAndHeaders("200 OK", [("Content-Type", content_type),
                                       ("Content-Length", str(len(body)))],
                             protocol="HTTP/1.1")
@@ -104,6 +104,8 @@ def build_sample(out_path: str, data_dir: Path = DATA, max_pages: int | None = N
     """Write the sample WARC; ``max_pages`` keeps the first N Readability pages
     (for tests); ``own_image_pages``: add the pages saved with their own images
     (default: when all pages are taken)."""
+    from .read import html_file_url, iter_records  # (imports Beam: not before --help)
+
     if own_image_pages is None:
         own_image_pages = max_pages is None
     fcfg = FilterConfig()
@@ -183,10 +185,14 @@ def _write_own_image_pages(writer, root: Path, fcfg: FilterConfig, archived: set
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description="Assemble the bundled demo WARC.")
-    ap.add_argument("--out", required=True)
+    from shards.cli import Parser
+
+    ap = Parser(prog="python -m pipeline.sample", description="Assemble the bundled demo WARC.")
+    ap.add_argument("--out", required=True, help="the WARC to write (e.g. build/sample/sample.warc.gz)")
     ap.add_argument("--max-pages", type=int, help="only the first N pages (default: all)")
     args = ap.parse_args(argv)
+    if args.max_pages is not None and args.max_pages < 1:
+        ap.error(f"--max-pages {args.max_pages}: expected an integer >= 1")
     st = build_sample(args.out, max_pages=args.max_pages)
     print(f"sample WARC {args.out}: {st['pages']} real pages, {st['images']} archived images: "
           f"{st['own_images']} the pages' own ({st['own_image_pages']} pages), "

@@ -36,7 +36,6 @@ Deterministic: fixed record ids and dates (sample.py's writer).
 """
 from __future__ import annotations
 
-import argparse
 import csv
 import gzip
 import io
@@ -46,7 +45,6 @@ from pathlib import Path
 
 from warcio.warcwriter import WARCWriter
 
-from .read import html_file_url
 from .sample import DATA, _write
 
 PAGES = {"cnn": "bigbuckbunny.mp4", "lazy-image-2": "bikes.mp4", "yahoo-2": None,
@@ -161,6 +159,8 @@ def list_clips(videos: Path) -> list[tuple[str, bytes, str]]:
 
 
 def build_sample(out_path: str, data_dir: Path = DATA) -> dict:
+    from .read import html_file_url  # (pipeline.read imports Beam: not before --help)
+
     videos = data_dir / "videos"
     os.makedirs(os.path.dirname(out_path) or ".", exist_ok=True)
     list_path = os.path.join(os.path.dirname(out_path) or ".", "videos.csv")
@@ -211,8 +211,11 @@ def build_sample(out_path: str, data_dir: Path = DATA) -> dict:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description="Assemble the bundled videos demo WARC and list.")
-    ap.add_argument("--out", required=True)
+    from shards.cli import Parser
+
+    ap = Parser(prog="python -m pipeline.sample_videos",
+                description="Assemble the bundled videos demo WARC and list.")
+    ap.add_argument("--out", required=True, help="the WARC to write; the list goes beside it (videos.csv)")
     args = ap.parse_args(argv)
     st = build_sample(args.out)
     print(f"videos sample {args.out}: {st['pages']} real pages, {st['clips']} archived clips, "

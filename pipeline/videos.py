@@ -66,6 +66,11 @@ page-level og: tags, which describe the article rather than the clip.
 """
 from __future__ import annotations
 
+if __name__ == "__main__":  # flags checked before Beam is imported: --help and mistakes answer at once
+    from pipeline.cli import precheck
+
+    precheck("videos")
+
 import argparse
 import html as html_lib
 import logging
@@ -89,8 +94,8 @@ from .fetch import FetchConfig
 from .filters import FilterConfig, LangId, language_drop_reason
 from .jobs import (CountingDoFn, drive, quiet_beam_logging)
 from .lists import ListConfig, ReadLists
-from .options import add_dataclass_flags, as_json, dataclass_from_args
-from .pairs import add_common_flags, eval_dedup
+from .options import as_json, dataclass_from_args
+from .pairs import eval_dedup
 from .read import MEDIA_TYPES, ReadInputs, expand_globs
 from .video_frames import VideoConfig, decode_video
 from .write import AssignAndWriteShards
@@ -741,34 +746,9 @@ def build_videos(p, inputs, lists, out_dir, fcfg, ccfg, vcfg, fetch_cfg, run_id,
 
 
 def parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(
-        prog="python -m pipeline.videos",
-        description="Build video-text shards (frames at 1 FPS as JPEGs) from web pages and "
-                    "url lists. Flags not listed here go to Beam (e.g. --runner).")
-    add_common_flags(ap, "videos")
-    add_dataclass_flags(ap, VideoConfig, prefix="video", title="video decoding and frames")
-    add_dataclass_flags(ap, CaptionConfig, prefix="caption", title="caption filters",
-                        skip=("sources", "pick", "context_max_words", "max_per_host"))
-    _set_defaults(ap, caption_min_words=VIDEO_CAPTIONS.min_words,
-                  caption_max_words=VIDEO_CAPTIONS.max_words)
-    add_dataclass_flags(ap, FilterConfig, title="language filters (as m3w)",
-                        skip=tuple(f for f in FilterConfig.__dataclass_fields__
-                                   if f not in ("languages", "min_lang_confidence")))
-    add_dataclass_flags(ap, FetchConfig, prefix="fetch", title="fetching",
-                        skip=("allow_private_addresses",))
-    add_dataclass_flags(ap, TrackConfig, prefix="track",
-                        title="<track> captions (position: " + "|".join(TRACK_POSITIONS) + ")")
-    _set_defaults(ap, fetch_max_bytes=VIDEO_FETCH.max_bytes, fetch_timeout_s=VIDEO_FETCH.timeout_s,
-                  fetch_accept_content_types=",".join(VIDEO_FETCH.accept_content_types))
-    return ap
+    from .cli import videos_parser  # the flags live in pipeline/cli.py (checked before Beam loads)
 
-
-def _set_defaults(ap: argparse.ArgumentParser, **defaults) -> None:
-    """This job's defaults for shared config flags, with --help saying so."""
-    ap.set_defaults(**defaults)
-    for action in ap._actions:
-        if action.dest in defaults and action.help:
-            action.help = action.help.rsplit("(default:", 1)[0] + f"(default: {defaults[action.dest]})"
+    return videos_parser()
 
 
 PROGRESS_FIELDS = [("records_read", "records"), ("pages", "pages"), ("list_rows", "rows"),
@@ -780,8 +760,10 @@ PROGRESS_FIELDS = [("records_read", "records"), ("pages", "pages"), ("list_rows"
 def main(argv=None) -> int:
     from .pairs import fetch_config_from_args
 
+    from .cli import parse
+
     ap = parser()
-    args, beam_args = ap.parse_known_args(argv)
+    args, beam_args = parse("videos", argv)
     if not args.input and not args.lists:
         ap.error("give at least one --input or --list")
     quiet_beam_logging()

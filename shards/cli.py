@@ -51,6 +51,14 @@ def closest(name: str, known, cutoff: float = 0.6) -> str | None:
     return near[0] if near else None
 
 
+def closest_option(name: str, known) -> str | None:
+    """The defined option a mistyped one most likely meant: the same but for ``_``/``-``
+    (``--samples_per_shard``), else the closest spelling."""
+    known = list(known)
+    norm = {k.replace("_", "-").lower(): k for k in known}
+    return norm.get(name.replace("_", "-").lower()) or closest(name, known, cutoff=0.7)
+
+
 def unknown_option(rest: list[str], known) -> str:
     """The message for the first argument nobody defines: ``unknown option
     --frobnicate`` (+ ``; did you mean --X?``), or ``unexpected argument 'x'``."""
@@ -58,5 +66,5 @@ def unknown_option(rest: list[str], known) -> str:
     if flag is None:
         return f"unexpected argument {rest[0]!r}"
     name = flag.split("=", 1)[0]
-    near = closest(name, known)
+    near = closest_option(name, known)
     return f"unknown option {name}" + (f"; did you mean {near}?" if near else "")

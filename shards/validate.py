@@ -10,19 +10,24 @@ shard and sample.
 """
 from __future__ import annotations
 
-import argparse
 import hashlib
+import os
 import sys
 
-from apache_beam.io.filesystems import FileSystems
-
-from .reader import iter_tar_samples
+from .cli import Parser
 from .schema import SchemaError, decode_members, validate_sample
-from .writer import MANIFEST, join, read_manifest, shard_files
+
+PROG = "python -m shards.validate"
 
 
 def validate_dir(out_dir: str, kind: str | None = None) -> tuple[int, list[str]]:
     """Returns (samples checked, problems)."""
+    # Beam's filesystems and webdataset load here, after the arguments are checked.
+    from apache_beam.io.filesystems import FileSystems
+
+    from .reader import iter_tar_samples
+    from .writer import MANIFEST, join, read_manifest, shard_files
+
     problems: list[str] = []
     try:
         manifest = read_manifest(out_dir)
@@ -65,10 +70,13 @@ def validate_dir(out_dir: str, kind: str | None = None) -> tuple[int, list[str]]
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[1])
-    ap.add_argument("out_dir")
-    ap.add_argument("--kind", choices=["m3w", "pairs", "videos"])
+    ap = Parser(prog=PROG, description=__doc__.split("\n")[0])
+    ap.add_argument("out_dir", help="an output folder of make m3w / pairs / videos (any Beam filesystem)")
+    ap.add_argument("--kind", choices=["m3w", "pairs", "videos"],
+                    help="check the samples as this kind (default: the manifest's)")
     args = ap.parse_args(argv)
+    if "://" not in args.out_dir and not os.path.isdir(args.out_dir):
+        ap.error(f"{args.out_dir}: no such directory (an output folder of make m3w / pairs / videos)")
     n, problems = validate_dir(args.out_dir, args.kind)
     for p in problems:
         print(p)
