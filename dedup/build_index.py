@@ -87,7 +87,7 @@ def main(argv=None) -> int:
     ap.add_argument("--ngram", type=int, default=DEFAULT_THRESHOLDS["text_ngram"],
                     help="n of the n-gram text containment rule (GPT-3: 13)")
     args = ap.parse_args(argv)
-    for option, value, low in (("--workers", args.workers, 1), ("--image-threshold", args.image_threshold, 0),
+    for option, value, low in (("--workers", args.workers, 0), ("--image-threshold", args.image_threshold, 0),
                                ("--video-frame-threshold", args.video_frame_threshold, 0),
                                ("--ngram", args.ngram, 1)):
         if value < low:

@@ -200,9 +200,10 @@ RANGES = {
     "image_max_aspect_ratio": (1, None, False), "image_image_size": (1, None, False),  # --image-size
     "image_encode_quality": (1, 100, False), "image_max_pixels": (1, None, False),
     "fetch_timeout_s": (0, None, True), "fetch_max_bytes": (1, None, False),
-    "fetch_per_host_rps": (0, None, True), "fetch_host_concurrency": (1, None, False),
+    "fetch_host_concurrency": (1, None, False), "fetch_max_queued": (1, None, False),
+    "fetch_threads": (1, None, False),
     "dedup_near_dup_threshold": (0, 1, False),
-    "caption_max_words": (1, None, False), "caption_max_per_host": (1, None, False),
+    "caption_max_words": (1, None, False),
     "tar_max_member_bytes": (1, None, False),
     "video_fps": (0, None, True), "video_max_frames": (1, None, False),
     "video_max_seconds": (0, None, True), "video_frame_size": (1, None, False),

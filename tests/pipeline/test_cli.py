@@ -175,9 +175,9 @@ def test_every_numeric_flag_has_a_range():
     at_least_zero = sorted(seen - set(cli.RANGES))
     assert at_least_zero == sorted([
         "para_min_words", "image_min_declared_side", "doc_min_images", "doc_min_words",
-        "image_min_side", "fetch_retries", "fetch_backoff_s", "fetch_max_redirects",
+        "image_min_side", "fetch_retries", "fetch_backoff_s", "fetch_max_redirects", "fetch_per_host_rps",
         "fetch_max_retry_after_s", "dedup_max_docs_per_image", "keep_dropped_max",
-        "caption_min_words", "caption_context_max_words"])
+        "caption_min_words", "caption_context_max_words", "caption_max_per_host"])
     # The defaults themselves pass.
     for kind in cli.PARSERS:
         args = ["--input", WARCS, "--output", "o"]

@@ -35,7 +35,7 @@ CASES = [
     ("shards.validate", ["nope"], "nope: no such directory (an output folder of make m3w / pairs / videos)"),
     ("shards.validate", ["out", "--kinds", "m3w"], "unknown option --kinds; did you mean --kind?"),
     ("dedup.report", ["--matches", "nope.jsonl", "--out", "r"], "--matches nope.jsonl: no such file"),
-    ("dedup.build_index", ["--eval", "x=y", "--out", "o", "--workers", "0"], "--workers 0: expected an integer >= 1"),
+    ("dedup.build_index", ["--eval", "x=y", "--out", "o", "--workers", "-1"], "--workers -1: expected an integer >= 0"),
     ("dedup.demo_evalset", ["--out", "o", "--frob"], "unknown option --frob"),
     ("faults", ["--no-kill"], "unknown option --no-kill; did you mean --no-kills?"),
     ("pipeline.sample", ["--out", "o", "--max-pages", "0"], "--max-pages 0: expected an integer >= 1"),
