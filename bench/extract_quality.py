@@ -157,7 +157,8 @@ def by_rule(page, ref: collections.Counter, fcfg: FilterConfig) -> dict:
     each block alone, with OBELICS' repetition count of 2) that we keep, the
     rule that kept them -- "split" (a block over para_max_words, cut to
     size), "table/list" (judged as one block), "heading" (kept with its
-    section), "said twice" (its 10-grams repeat, but none 3 times) -- with
+    section), "pre (length only)" (code), "said twice" (its 10-grams repeat,
+    but none 3 times) -- with
     their tokens and how many of those are in the reference; and "still
     dropped": the blocks both drop. Rule -> [blocks, tokens, tokens in the
     reference]."""
@@ -180,6 +181,8 @@ def by_rule(page, ref: collections.Counter, fcfg: FilterConfig) -> dict:
             rule = "still dropped"
         elif old == "too_many_words":
             rule = "split"
+        elif role is not None and role[0] == "pre":
+            rule = "pre (length only)"
         elif role is not None and role[1] is not None and old != "character_repetition":
             rule = "table/list"
         elif old == "character_repetition":

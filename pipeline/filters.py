@@ -315,6 +315,7 @@ def split_block(text: str, max_words: int) -> list[str]:
 
 
 HEADINGS = frozenset(("h1", "h2", "h3", "h4", "h5", "h6"))
+_RATIOS = frozenset(("special_characters", "character_repetition", "word_repetition"))
 GROUP_MIN_ITEMS = 3
 
 
@@ -335,13 +336,21 @@ def text_drop_reasons(texts: list[str], roles: list, cfg: FilterConfig,
       judged alone as before. A share bar or a short menu ("Share", "Tweet",
       "Email") is too short as a whole and still goes;
     - a heading shorter than para_min_words stays when the block after it
-      (its section's first block) is kept and is not itself a heading.
+      (its section's first block) is kept and is not itself a heading;
+    - a <pre> block (code, a shell session, a poem laid out by hand) is
+      judged by its length only: the character and repetition ratios are
+      written for prose, and code is punctuation and repeated names by
+      nature (on the dev pages they dropped SQL, shell and JavaScript
+      listings that are the articles' text).
 
     Every other check (special characters, repetition) is OBELICS' as is.
     ``counts``: the blocks' word counts, when the caller has them."""
     if counts is None:
         counts = [count_words(t) for t in texts]
     reasons = paragraph_drop_reasons(texts, cfg, counts)
+    for i, role in enumerate(roles):
+        if role is not None and role[0] == "pre" and reasons[i] in _RATIOS:
+            reasons[i] = None
     groups: dict = {}
     for i, role in enumerate(roles):
         if role is not None and role[1] is not None:

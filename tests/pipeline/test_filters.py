@@ -189,3 +189,17 @@ def test_a_phrase_said_twice_is_not_repetition_a_loop_is():
     assert char_repetition_ratios(texts, min_count=3) == [
         char_repetition_ratio(t, min_count=3) for t in texts]
     assert char_repetition_ratios(texts)[0] == char_repetition_ratio(credit) > 0.2
+
+
+def test_code_in_pre_is_judged_by_length_only():
+    # readability/toc-missing: SQL listings in <pre> were dropped for their
+    # punctuation (special_characters); prose beside them is judged as ever.
+    p = extracted("toc-missing")
+    pre = [n for n, r in zip(p.nodes, p.roles) if r and r[0] == "pre"]
+    assert len(pre) == 26
+    sql = next(t for t in pre if t.startswith("SELECT avg(n) FROM unnest("))
+    assert paragraph_drop_reason(sql, C) == "special_characters"
+    assert sql in kept_text(candidates("toc-missing", doc_min_images=0))
+    texts = ["$$$ ### !!! 123 456 ||| ***", "$$$ ### !!! 123 456 ||| ***", "ok"]
+    assert text_drop_reasons(texts, [("pre", None), ("p", None), ("pre", None)], C) == [
+        None, "special_characters", "too_few_words"]
