@@ -143,7 +143,7 @@ out/videos/manifest.json:
 # (python -m eval.sample: real annotations, stand-in photos), a few minutes on CPU.
 EVAL_CHECKPOINT ?= runs/tiny
 EVAL_DATA ?= build/eval_sample
-EVAL_TASKS ?= coco,textvqa,imagenet
+EVAL_TASKS ?= coco,textvqa,msrvtt,imagenet
 EVAL_ARGS ?= --shots 0,4 --trials 2 --limit 8
 EVAL_OUT ?= out/eval
 eval: $(STAMP) $(if $(filter runs/tiny,$(EVAL_CHECKPOINT)),runs/tiny/final.safetensors,)

@@ -10,6 +10,7 @@ since the same demonstrations recur across queries and trials. A record with
 """
 from __future__ import annotations
 
+import os
 from collections import OrderedDict
 from pathlib import Path
 
@@ -34,7 +35,7 @@ class MediaLoader:
     def load(self, path: str, kind: str, window: tuple[float, float] | None = None) -> torch.Tensor:
         """[3, H, W] for an image, [F, 3, H, W] for a video (kind "video"); ``window``
         (start, end) seconds: only the frames sampled in that part of the clip."""
-        key = (str(path), kind, window)
+        key = (os.path.realpath(path), kind, window)
         if key in self._cache:
             self._cache.move_to_end(key)
             return self._cache[key]

@@ -12,13 +12,16 @@ split (which the samples lack: they hold one split each):
 - textvqa: the TextVQA val sample (100 questions, 10 human answers each) as
   ``TextVQA_0.5.1_{train,val}.json``; the questions on the first 24 images
   are ``train``, the rest ``val``.
+- msrvtt (video captioning): the first 30 clips of the MSR-VTT 1k-A test csv with their real
+  sentences, the first 6 as ``test``, the rest ``train``; the clips are
+  stand-ins, links to the four real videos of tests/data/videos (cycled).
 - imagenet: class folders of real photos from tests/data/images named by
   what they show (cat, coffee, rocket, horse, motorcycle, astronaut); the
   ``train`` image is the photo, the ``val`` image a flipped crop of it
   (motorcycle: the left and right views of a stereo pair).
 
 The COCO and TextVQA images themselves are not available offline: each is
-a **stand-in**, a real photo from tests/data/images (cycled), so the loop
+a **stand-in**, a real photo (or video) from tests/data/images (cycled), so the loop
 runs end to end but the numbers say nothing about the model's ability.
 """
 from __future__ import annotations
@@ -77,6 +80,19 @@ def build(out: str) -> dict[str, int]:
     for i, iid in enumerate(order):
         _save(PHOTOS[(i + 5) % len(PHOTOS)], root / "textvqa" / "media" / f"{iid}.jpg")
     counts["textvqa"] = len(tv["data"])
+    # msrvtt: 1k-A rows, stand-in clips (symbolic links: the sample is rebuilt by every make eval)
+    lines = (DATA / "evalsets" / "msrvtt_1kA_test.csv").read_text().splitlines()
+    header, rows = lines[0], lines[1:31]
+    videos = sorted((DATA / "videos").glob("*.mp4"))
+    (root / "msrvtt" / "media").mkdir(parents=True, exist_ok=True)
+    for name, part in (("msrvtt_1kA_test.csv", rows[:6]), ("msrvtt_train.csv", rows[6:])):
+        (root / "msrvtt" / name).write_text("\n".join([header] + part) + "\n")
+    for i, row in enumerate(rows):
+        link = root / "msrvtt" / "media" / f"{row.split(';')[2]}.mp4"
+        if link.is_symlink() or link.exists():
+            link.unlink()
+        link.symlink_to(videos[i % len(videos)].resolve())
+    counts["msrvtt"] = len(rows)
     # imagenet: class folders
     for cls, src in CLASSES.items():
         train_src, val_src = src if isinstance(src, tuple) else (src, src)
