@@ -130,6 +130,7 @@ def evaluate_task(model, tokenizer, data: TaskData, opts: Options, loader: Media
         for trial in range(opts.trials):
             seed = opts.seed + trial
             outputs: dict = {}
+            shown: dict = {}          # uid -> the demonstrations' uids (text-only ones for 0 shots)
             bad: Counter = Counter()
             batch: list = []
 
@@ -152,7 +153,8 @@ def evaluate_task(model, tokenizer, data: TaskData, opts: Options, loader: Media
                     bar.update(1)
                     continue
                 if shots == 0:
-                    demos, text_only = [], [d.record for d in random_demos(pool, need, seed, q.uid)]
+                    chosen = random_demos(pool, need, seed, q.uid)
+                    demos, text_only = [], [d.record for d in chosen]
                 else:
                     chosen = rices.nearest(qimg, shots) if rices else random_demos(pool, shots, seed, q.uid)
                     try:
@@ -161,6 +163,7 @@ def evaluate_task(model, tokenizer, data: TaskData, opts: Options, loader: Media
                         bad["unreadable demonstration media"] += 1
                         bar.update(1)
                         continue
+                shown[q.uid] = [d.uid for d in chosen]
                 text, vision = prompts.build_prompt(kind, demos, (qimg, q.record), text_only)
                 if task.generates:
                     batch.append((q.uid, text, vision))
@@ -176,10 +179,12 @@ def evaluate_task(model, tokenizer, data: TaskData, opts: Options, loader: Media
                 bar.update(1)
             flush()
             every: dict = {}
-            parts = _gather((outputs, dict(bad)), opts.world)
+            demo_ids: dict = {}
+            parts = _gather((outputs, shown, dict(bad)), opts.world)
             bad = Counter()
-            for o, b in parts:
+            for o, sh, b in parts:
                 every.update(o)
+                demo_ids.update(sh)
                 bad.update(b)
             if not every:
                 raise ValueError(f"task {task.name}: no query could be evaluated ({dict(bad)})")
@@ -187,8 +192,8 @@ def evaluate_task(model, tokenizer, data: TaskData, opts: Options, loader: Media
             scores, per = _metric(kind, data, {u: every[u] for u in sorted(every)}, opts)
             timing.metric += time.perf_counter() - t0
             trials.append({"seed": seed, "metrics": scores, "n": len(every), "dropped": dict(bad),
-                           "predictions": {u: {"output": every[u], **({"score": per[u]} if u in per else {})}
-                                           for u in sorted(every)}})
+                           "predictions": {u: {"output": every[u], **({"score": per[u]} if u in per else {}),
+                                               "demos": demo_ids[u]} for u in sorted(every)}})
         names = list(trials[0]["metrics"])
         out["shots"][str(shots)] = {
             "trials": trials,

@@ -54,6 +54,9 @@ def test_two_tasks_write_both_files_and_two_ranks_agree(setup):
     assert tv["queries"] == 3 and tv["shots"]["1"]["summary"]["accuracy"]["n"] == 2
     trial = tv["shots"]["0"]["trials"][0]
     assert trial["n"] == 3 and len(trial["predictions"]) == 3
+    # zero-shot: two text-only demonstrations from the train split; 1-shot: one
+    assert all(len(p["demos"]) == 2 for p in trial["predictions"].values())
+    assert all(len(p["demos"]) == 1 for p in tv["shots"]["1"]["trials"][0]["predictions"].values())
     assert all(isinstance(p["output"], str) for p in trial["predictions"].values())
     inet = res["tasks"]["imagenet"]["shots"]["1"]["trials"][0]
     assert all(len(p["output"]) == 6 for p in inet["predictions"].values())   # a score per class
@@ -75,6 +78,27 @@ def test_two_tasks_write_both_files_and_two_ranks_agree(setup):
                 for u in ta["predictions"]:
                     pa, pb = ta["predictions"][u]["output"], tb["predictions"][u]["output"]
                     assert pa == pb if isinstance(pa, str) else pa == pytest.approx(pb, abs=1e-4)
+
+
+def test_rices_demos_from_the_train_split_and_the_feature_cache(setup):
+    out = setup / "rices"
+    args = ["--checkpoint", str(setup / "run"), "--data", str(setup / "data"), "--out", str(out),
+            "--tasks", "imagenet", "--shots", "2", "--trials", "2", "--rices", "--limit", "3"]
+    r = _run(args)
+    assert r.returncode == 0, r.stderr[-3000:]
+    cached = sorted((out / "cache").glob("rices-imagenet-train-*.npz"))
+    assert len(cached) == 1
+    stamp = cached[0].stat().st_mtime_ns
+    res = json.loads((out / "results.json").read_text())
+    assert res["options"]["demos"] == "RICES"
+    t0, t1 = res["tasks"]["imagenet"]["shots"]["2"]["trials"]
+    for u, p in t0["predictions"].items():
+        assert len(p["demos"]) == 2 and all(d.endswith("_train") for d in p["demos"])   # never the query split
+        assert p["demos"] == t1["predictions"][u]["demos"]          # nearest neighbours: the same every trial
+    assert _run(args).returncode == 0
+    assert cached[0].stat().st_mtime_ns == stamp                    # the second run read the cached features
+    again = json.loads((out / "results.json").read_text())["tasks"]["imagenet"]["shots"]["2"]["trials"][0]
+    assert {u: p["demos"] for u, p in again["predictions"].items()} == {u: p["demos"] for u, p in t0["predictions"].items()}
 
 
 def test_missing_paths_are_one_line_errors(setup, tmp_path):
