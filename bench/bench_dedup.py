@@ -223,7 +223,8 @@ def training_side(img: Image.Image) -> str | None:
 
 
 def bench_quality(paths: list[Path], threshold: int | None, seed: int, repeats: int,
-                  verbose: bool = False, only: list[str] | None = None, views: str | None = None):
+                  verbose: bool = False, only: list[str] | None = None, views: str | None = None,
+                  crop_threshold: int | None = None):
     rng = np.random.default_rng(seed)
     order = rng.permutation(len(paths))
     eval_paths = [paths[i] for i in order[: len(paths) // 2]]
@@ -232,13 +233,17 @@ def bench_quality(paths: list[Path], threshold: int | None, seed: int, repeats: 
     t0 = time.perf_counter()
     hashes = dict(hash_item(it, views) for it in items)
     index_s = time.perf_counter() - t0
-    index = EvalIndex.from_items(items, image_hashes=hashes,
-                                 thresholds=None if threshold is None else
-                                 dict(DEFAULT_THRESHOLDS, image=threshold))
+    thresholds = dict(DEFAULT_THRESHOLDS)
+    if threshold is not None:
+        thresholds["image"] = threshold
+    if crop_threshold is not None:
+        thresholds["image_crop"] = crop_threshold
+    index = EvalIndex.from_items(items, image_hashes=hashes, thresholds=thresholds)
     print(f"photos: {len(paths)} ({len(eval_paths)} eval, indexed; {len(clean_paths)} clean, "
           f"never indexed); {index.num_image_hashes} indexed hashes "
           f"({index.num_image_hashes / len(items):.0f} per photo, {index_s:.1f} s); "
-          f"view set {views or DEFAULT_VIEW_SET!r}; threshold {index.thresholds['image']} bits")
+          f"view set {views or DEFAULT_VIEW_SET!r}; threshold {index.thresholds['image']} bits"
+          + (f", crop views {index.thresholds['image_crop']}" if index.thresholds.get("image_crop") is not None else ""))
     imgs = {p.name: normalize_image(Image.open(p)).convert("RGB") for p in paths}
     rows = []
     false_pairs = pairs = false_queries = queries = dropped = 0
@@ -333,6 +338,8 @@ def main(argv=None):
                     help="use every image under DIR (repeatable) instead of the bundled photos")
     ap.add_argument("--threshold", type=int, default=None,
                     help="image Hamming threshold (default: the index default)")
+    ap.add_argument("--crop-threshold", type=int, default=None,
+                    help="radius for the crop views (default: the index default)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--repeats", type=int, default=1,
                     help="random draws per photo for the randomised transforms")
@@ -347,7 +354,8 @@ def main(argv=None):
     paths = photo_paths(args.photos)
     if len(paths) < 4:
         ap.error(f"need at least 4 photos, found {len(paths)} under {args.photos}")
-    bench_quality(paths, args.threshold, args.seed, args.repeats, args.verbose, args.only, args.views)
+    bench_quality(paths, args.threshold, args.seed, args.repeats, args.verbose, args.only, args.views,
+                  args.crop_threshold)
     if not args.skip_speed:
         radius = args.threshold if args.threshold is not None else DEFAULT_THRESHOLDS["image"]
         bench_speed(args.n_index, args.n_queries, radius, args.seed)

@@ -83,6 +83,9 @@ def main(argv=None) -> int:
                     help="processes hashing media (default 0: one per core; same index either way)")
     ap.add_argument("--allow-missing-media", action="store_true")
     ap.add_argument("--image-threshold", type=int, default=DEFAULT_THRESHOLDS["image"])
+    ap.add_argument("--image-crop-threshold", type=int, default=None,
+                    help="smaller radius for the crop views (default: --image-threshold); "
+                         "bench/bench_dedup.py --crop-threshold measures the trade")
     ap.add_argument("--video-frame-threshold", type=int, default=DEFAULT_THRESHOLDS["video_frame"])
     ap.add_argument("--ngram", type=int, default=DEFAULT_THRESHOLDS["text_ngram"],
                     help="n of the n-gram text containment rule (GPT-3: 13)")
@@ -97,7 +100,8 @@ def main(argv=None) -> int:
         for arg in args.eval:
             src = parse_eval_arg(arg)
             items.extend(load_eval_set(src, require_media=not args.allow_missing_media))
-        index = build(items, {"image": args.image_threshold, "video_frame": args.video_frame_threshold,
+        index = build(items, {"image": args.image_threshold, "image_crop": args.image_crop_threshold,
+                              "video_frame": args.video_frame_threshold,
                               "text_ngram": args.ngram}, args.workers, progress=sys.stderr)
     except EvalSetError as e:
         print(f"error: {e}", file=sys.stderr)

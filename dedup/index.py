@@ -45,6 +45,9 @@ FORMAT = "flamingo-dedup-index/1"
 
 DEFAULT_THRESHOLDS = {
     "image": 6,
+    # crop views (``crop*`` in fingerprints.eval_image_views) match at this
+    # radius; None = ``image``
+    "image_crop": None,
     "video_frame": 6,
     "video_min_frames": 2,
     "video_min_fraction": 0.5,
@@ -83,6 +86,11 @@ class EvalIndex:
         for key, item in zip(url_keys, arrays["url_item"].tolist()):
             self._url[key].append(item)
         self._image_mih = MultiIndexHash(arrays["image_codes"])
+        r = int(self.thresholds["image"])
+        r_crop = self.thresholds.get("image_crop")
+        r_crop = r if r_crop is None else min(r, int(r_crop))
+        view_radius = np.array([r_crop if v.startswith("crop") else r for v in views] or [r], dtype=np.int64)
+        self._code_radius = view_radius[arrays["image_view"].astype(np.int64)]
         self._frame_mih = MultiIndexHash(arrays["frame_codes"])
         self._ngram_sorted = arrays["ngram_codes"]       # sorted
         self._exact_sorted = arrays["exact_codes"]       # sorted
@@ -229,6 +237,8 @@ class EvalIndex:
         """Batch form of :meth:`match_image` (vectorised; use it in jobs)."""
         q = np.array([int(h, 16) for h in phash_hexes], dtype=np.uint64)
         qi, ci, d = self._image_mih.search_pairs(q, int(self.thresholds["image"]))
+        keep = d <= self._code_radius[ci]
+        qi, ci, d = qi[keep], ci[keep], d[keep]
         best: list[dict[int, tuple[int, int]]] = [dict() for _ in phash_hexes]
         items = self.arrays["image_item"][ci]
         for a, item, dist, c in zip(qi.tolist(), items.tolist(), d.tolist(), ci.tolist()):

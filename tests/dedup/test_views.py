@@ -72,3 +72,23 @@ def test_the_old_grid_misses_them(copies):
     # every kind of copy is missed for some photo; rotations and 30% crops for most
     assert {what for _, what in missed} == set(COPIES)
     assert len(missed) == N_MISSED_BY_GRID79, missed
+
+
+def test_crop_views_can_match_at_a_smaller_radius():
+    h = fp.eval_phashes(load("chelsea.png"))
+    full, crop = dict(h)["full"], dict(h)["crop0.8@0.0,0.0"]
+
+    def flip_bits(hex_hash, n):
+        return f"{int(hex_hash, 16) ^ ((1 << n) - 1):016x}"
+
+    items = [EvalItem("t", "val", "chelsea", media=None)]
+    # keep only two views, so each query has exactly one candidate
+    loose = EvalIndex.from_items(items, image_hashes={"chelsea": [("full", full), ("crop0.8@0.0,0.0", crop)]})
+    tight = EvalIndex.from_items(items, image_hashes={"chelsea": [("full", full), ("crop0.8@0.0,0.0", crop)]},
+                                 thresholds={"image_crop": 5})
+    assert fp.hamming(int(full, 16), int(crop, 16)) > 12
+    q_crop, q_full = flip_bits(crop, 6), flip_bits(full, 6)
+    assert [(m.detail, m.distance) for m in loose.match_image(q_crop)] == [("crop0.8@0.0,0.0", 6.0)]
+    assert tight.match_image(q_crop) == []
+    assert [(m.detail, m.distance) for m in tight.match_image(q_full)] == [("full", 6.0)]
+    assert [m.detail for m in tight.match_image(flip_bits(crop, 5))] == ["crop0.8@0.0,0.0"]
