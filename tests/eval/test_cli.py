@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from eval import __main__ as eval_cli
 from eval.sample import build
 from model.build import build_flamingo
 from model.config import FlamingoConfig
@@ -82,10 +83,9 @@ def test_two_tasks_write_both_files_and_two_ranks_agree(setup):
 
 def test_rices_demos_from_the_train_split_and_the_feature_cache(setup):
     out = setup / "rices"
-    args = ["--checkpoint", str(setup / "run"), "--data", str(setup / "data"), "--out", str(out),
-            "--tasks", "imagenet", "--shots", "2", "--trials", "2", "--rices", "--limit", "3"]
-    r = _run(args)
-    assert r.returncode == 0, r.stderr[-3000:]
+    args = ["--checkpoint", str(setup / "run"), "--data", str(setup / "data"), "--out", str(out), "--no-progress",
+            "--tasks", "imagenet", "--shots", "2", "--trials", "2", "--rices", "--limit", "3", "--threads", "1"]
+    assert eval_cli.main(args) == 0
     cached = sorted((out / "cache").glob("rices-imagenet-train-*.npz"))
     assert len(cached) == 1
     stamp = cached[0].stat().st_mtime_ns
@@ -95,22 +95,29 @@ def test_rices_demos_from_the_train_split_and_the_feature_cache(setup):
     for u, p in t0["predictions"].items():
         assert len(p["demos"]) == 2 and all(d.endswith("_train") for d in p["demos"])   # never the query split
         assert p["demos"] == t1["predictions"][u]["demos"]          # nearest neighbours: the same every trial
-    assert _run(args).returncode == 0
+    assert eval_cli.main(args) == 0
     assert cached[0].stat().st_mtime_ns == stamp                    # the second run read the cached features
     again = json.loads((out / "results.json").read_text())["tasks"]["imagenet"]["shots"]["2"]["trials"][0]
     assert {u: p["demos"] for u, p in again["predictions"].items()} == {u: p["demos"] for u, p in t0["predictions"].items()}
 
 
+def _error(args):
+    with pytest.raises(SystemExit) as e:
+        eval_cli.main(args)
+    return str(e.value)
+
+
 def test_missing_paths_are_one_line_errors(setup, tmp_path):
-    r = _run(["--checkpoint", str(setup / "run"), "--data", str(tmp_path), "--tasks", "coco"])
-    assert r.returncode != 0
-    assert r.stderr.strip() == f"error: task coco: data folder not found: {tmp_path / 'coco'}"
+    run = str(setup / "run")
+    assert _error(["--checkpoint", run, "--data", str(tmp_path), "--tasks", "coco"]) == \
+        f"error: task coco: data folder not found: {tmp_path / 'coco'}"
     (tmp_path / "coco").mkdir()
     (tmp_path / "coco" / "dataset_coco.json").write_text('{"images": []}')
-    r = _run(["--checkpoint", str(setup / "run"), "--data", str(tmp_path), "--tasks", "coco"])
-    assert r.stderr.strip() == f"error: task coco: media folder not found: {tmp_path / 'coco' / 'media'}"
-    r = _run(["--checkpoint", str(tmp_path / "nothing"), "--data", str(setup / "data"), "--tasks", "coco",
-              "--limit", "1"])
-    assert r.stderr.strip() == f"error: --checkpoint {tmp_path / 'nothing'}: no such file or directory"
-    r = _run(["--checkpoint", str(setup / "run"), "--data", str(setup / "data"), "--tasks", "coco,nope"])
-    assert "unknown task(s) ['nope']" in r.stderr
+    assert _error(["--checkpoint", run, "--data", str(tmp_path), "--tasks", "coco"]) == \
+        f"error: task coco: media folder not found: {tmp_path / 'coco' / 'media'}"
+    assert _error(["--checkpoint", str(tmp_path / "nothing"), "--data", str(setup / "data"), "--tasks", "coco",
+                   "--limit", "1"]) == f"error: --checkpoint {tmp_path / 'nothing'}: no such file or directory"
+    assert "unknown task(s) ['nope']" in _error(["--checkpoint", run, "--data", str(setup / "data"),
+                                                 "--tasks", "coco,nope"])
+    assert _error(["--checkpoint", run, "--data", str(setup / "data"), "--tasks", "coco", "--shots", "4,x"]) == \
+        "--shots '4,x': expected comma-separated integers"
