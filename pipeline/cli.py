@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import glob
 import os
+import sys
 from functools import lru_cache
 
 from shards.cli import Parser, closest, fail
@@ -294,7 +295,10 @@ def _check_split(ap: Parser, spec: str) -> None:
 
 def parse(kind: str, argv=None) -> tuple[argparse.Namespace, list[str]]:
     """The job's flags, every one checked; the rest are Beam's (checked too)."""
+    from .options import read_beam_flags
+
     ap = PARSERS[kind]()
+    ap.reject_unknown(sys.argv[1:] if argv is None else argv, read_beam_flags())
     args, beam_args = ap.parse_known_args(argv)
     check_args(kind, ap, args, beam_args)
     return args, beam_args

@@ -29,10 +29,22 @@ class Parser(argparse.ArgumentParser):
         return [s for a in self._actions for s in a.option_strings]
 
     def parse_args(self, args=None, namespace=None):
+        self.reject_unknown(sys.argv[1:] if args is None else args)
         ns, rest = self.parse_known_args(args, namespace)
         if rest:
             self.error(unknown_option(rest, self.option_names()))
         return ns
+
+    def reject_unknown(self, argv, also_known=()) -> None:
+        """An option nobody defines is the error, before argparse's complaint
+        about a missing required one (``--frob`` is the mistake, not ``--out``)."""
+        known = set(self.option_names()) | set(also_known)
+        for arg in argv:
+            if arg == "--":
+                break
+            name = arg.split("=", 1)[0]
+            if name.startswith("--") and name not in known:
+                self.error(unknown_option([name], known))
 
 
 def fail(prog: str, message: str, status: int = 2):

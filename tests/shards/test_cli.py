@@ -39,7 +39,8 @@ CASES = [
     ("dedup.demo_evalset", ["--out", "o", "--frob"], "unknown option --frob"),
     ("faults", ["--no-kill"], "unknown option --no-kill; did you mean --no-kills?"),
     ("pipeline.sample", ["--out", "o", "--max-pages", "0"], "--max-pages 0: expected an integer >= 1"),
-    ("pipeline.sample_videos", ["--out", "o", "--frob"], "unknown option --frob"),
+    ("pipeline.sample_videos", ["--frob"], "unknown option --frob"),  # before "--out is required"
+    ("pipeline.m3w", ["--fetch-retry", "3"], "unknown option --fetch-retry; did you mean --fetch-retries?"),
     ("pipeline.m3w", ["--input", "tests/data/warc/*.warc.gz", "--output", "o", "--samples-per-shard", "0"],
      "--samples-per-shard 0: expected an integer >= 1"),
     ("pipeline.pairs", ["--list", "nope.csv", "--output", "o"], "--list 'nope.csv': matches no file"),
@@ -75,6 +76,9 @@ def test_parser_errors_are_one_line(capsys):
     assert capsys.readouterr().err == "prog: error: unknown option --alpah; did you mean --alpha?\n"
     with pytest.raises(SystemExit):
         ap.parse_args(["--alph", "1"])  # no abbreviations: a prefix is not the flag
+    assert capsys.readouterr().err == "prog: error: unknown option --alph; did you mean --alpha?\n"
+    with pytest.raises(SystemExit):
+        ap.parse_args([])
     assert capsys.readouterr().err == "prog: error: the following arguments are required: --alpha\n"
     assert unknown_option(["x"], ["--alpha"]) == "unexpected argument 'x'"
     assert closest_option("--dedup_index", ["--dedup-index", "--index"]) == "--dedup-index"
