@@ -189,6 +189,10 @@ def caption_scores(predictions: Mapping[str, str], references: Mapping[str, Sequ
     empty = [k for k, refs in references.items() if not refs]
     if empty:
         raise ValueError(f"items without reference captions: {empty[:5]}")
+    import shutil
+    if shutil.which("java") is None:
+        raise RuntimeError("caption metrics need Java for the COCO PTB tokeniser: no `java` on PATH "
+                           "(Debian: apt-get install default-jre-headless)")
     ids = list(references)
     tok = PTBTokenizer()
     with _java_stderr_quiet():

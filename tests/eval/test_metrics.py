@@ -141,3 +141,10 @@ def test_roc_auc_ndcg_topk():
     got = metrics.visdial_ndcg([0.0, 0.1, 0.9, 0.8], rel)
     assert got == pytest.approx(0.5 / (1 + 0.5 / np.log2(3)))
     assert metrics.mean_and_spread([1.0, 3.0]) == {"mean": 2.0, "std": 1.0, "n": 2}
+
+
+def test_caption_scores_without_java_is_one_clear_error(monkeypatch):
+    import shutil
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    with pytest.raises(RuntimeError, match="need Java for the COCO PTB tokeniser"):
+        metrics.caption_scores({"1": "a cat"}, {"1": ["a cat on a mat"]})
