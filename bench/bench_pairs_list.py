@@ -145,7 +145,7 @@ def run_measured(cmd: list[str], log: Path) -> dict:
         proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, cwd=ROOT,
                                 env=dict(os.environ, NO_ALBUMENTATIONS_UPDATE="1"))
         root = psutil.Process(proc.pid)
-        peak, cpu = 0, {}
+        peak, cpu, each = 0, {}, {}
         while proc.poll() is None:
             try:
                 procs = [root] + root.children(recursive=True)
@@ -154,7 +154,10 @@ def run_measured(cmd: list[str], log: Path) -> dict:
             rss = 0
             for p in procs:
                 try:
-                    rss += p.memory_info().rss
+                    r = p.memory_info().rss
+                    rss += r
+                    if r > each.get(p.pid, (0, ""))[0]:
+                        each[p.pid] = (r, each.get(p.pid, (0, " ".join(p.cmdline()[1:4])[:70]))[1])
                     t = p.cpu_times()
                     cpu[p.pid] = t.user + t.system + t.children_user + t.children_system
                 except psutil.NoSuchProcess:
@@ -165,7 +168,9 @@ def run_measured(cmd: list[str], log: Path) -> dict:
     wall = time.perf_counter() - t0
     if rc != 0:
         sys.exit(f"error: {' '.join(cmd[:4])} ... exited {rc}; log: {log}\n" + log.read_text()[-3000:])
-    return {"wall_s": wall, "peak_rss_gb": peak / 1e9, "cpu_s": sum(cpu.values())}
+    biggest = sorted(each.values(), reverse=True)[:4]
+    return {"wall_s": wall, "peak_rss_gb": peak / 1e9, "cpu_s": sum(cpu.values()),
+            "peak_rss_by_process_gb": [(round(r / 1e9, 2), name) for r, name in biggest]}
 
 
 I2D = """
@@ -275,6 +280,10 @@ def main() -> None:
         ratio = results["ours"]["img_per_s"] / results["img2dataset"]["img_per_s"]
         results["ratio"] = ratio
         print(f"ratio ours/img2dataset img/s: {ratio:.2f}x (target >= 1.3)")
+    for name, r in results.items():
+        if isinstance(r, dict) and "peak_rss_by_process_gb" in r:
+            print(f"{name} peak RSS by process (GB): " + "; ".join(
+                f"{g} {cmd}" for g, cmd in r["peak_rss_by_process_gb"]))
     for name, r in results.items():
         if isinstance(r, dict) and r.get("drops"):
             print(f"{name} drops: {r['drops']}")

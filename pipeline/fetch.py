@@ -430,9 +430,11 @@ def host_key(url: str) -> str:
         return ""
 
 
-# Unlimited rate (per_host_rps 0): a host's URLs are spread over this many keys
-# (by a stable hash of the URL) so that a hot host's fetching and image work use
-# every worker; with a rate, a host is one key so the rate holds across workers.
+# Unlimited rate (per_host_rps 0): a host's URLs are spread over
+# min(host_concurrency, this) keys (by a stable hash of the URL), each key with
+# its share of host_concurrency, so that a hot host's fetching and image work use
+# every worker while the host never has more than host_concurrency requests in
+# flight; with a rate, a host is one key so the rate holds across workers.
 UNLIMITED_HOST_SPREAD = 64
 _RECENT = 256  # results remembered per bundle for a repeated URL (fetched once)
 
@@ -468,16 +470,18 @@ class _FetchHostsFn(beam.DoFn):
     it) as they arrive; a URL given twice while the first is waiting, in flight
     or among the last few done is fetched once."""
 
-    def __init__(self, cfg: FetchConfig, metrics_namespace: str, cache=None):
+    def __init__(self, cfg: FetchConfig, metrics_namespace: str, cache=None, spread: int = 1):
         self._cfg = cfg
         self._ns = metrics_namespace
         self._cache = cache  # pipeline.cache.MediaCache: each outcome stored as it arrives
+        self._spread = spread  # keys per host (see _host_spread)
 
     def setup(self):
         cfg = self._cfg
         self._fetcher = Fetcher(cfg)
         self._threads = max(1, cfg.threads)
-        self._host_cap = max(1, cfg.host_concurrency)
+        # per key: the host's whole budget, or its share when spread over keys
+        self._host_cap = max(1, cfg.host_concurrency // max(1, self._spread))
         self._max_queued = max(self._threads, cfg.max_queued)
         self._interval = 1.0 / cfg.per_host_rps if cfg.per_host_rps > 0 else 0.0
         self._pool = ThreadPoolExecutor(self._threads, thread_name_prefix="fetch")
@@ -496,7 +500,7 @@ class _FetchHostsFn(beam.DoFn):
         self._in_flight = 0
 
     def process(self, element, timestamp=beam.DoFn.TimestampParam, window=beam.DoFn.WindowParam):
-        _, items = element
+        name, items = element  # the key: a host, or one of a host's spread keys
         for url, payload in items:  # lazily: a group is never held whole
             done = self._recent.get(url)
             if done is not None:
@@ -507,7 +511,6 @@ class _FetchHostsFn(beam.DoFn):
                 waiters.append((payload, timestamp, window))
                 continue
             self._waiting[url] = [(payload, timestamp, window)]
-            name = host_key(url)
             host = self._hosts.get(name)
             if host is None:
                 host = self._hosts[name] = _Host()
@@ -640,6 +643,12 @@ class _FetchHostsFn(beam.DoFn):
             self._done.put((name, url, None, err))
 
 
+def _host_spread(cfg: FetchConfig) -> int:
+    if cfg.per_host_rps > 0:
+        return 1
+    return max(1, min(UNLIMITED_HOST_SPREAD, cfg.host_concurrency))
+
+
 def _fetch_key(url: str, spread: int) -> str:
     host = host_key(url)
     if spread <= 1:
@@ -654,8 +663,8 @@ class FetchByHost(beam.PTransform):
     workers) and fetches with _FetchHostsFn: many hosts and many requests per host
     concurrently, each host's request starts at <= per_host_rps (politeness is a
     rate, not one request at a time). With per_host_rps 0 (no rate to hold) a
-    host's URLs are spread over UNLIMITED_HOST_SPREAD keys so a hot host uses every
-    worker. Same URL twice -> fetched once. Increments Beam Metrics counters
+    host's URLs are spread over up to UNLIMITED_HOST_SPREAD keys so a hot host uses
+    every worker, its host_concurrency shared among them. Same URL twice -> fetched once. Increments Beam Metrics counters
     'fetch_ok' and 'fetch_drop_<reason>' (namespace 'm3w' by default), once per
     distinct URL fetched. With a ``cache`` (pipeline.cache.MediaCache) every
     outcome is stored as it arrives."""
@@ -667,10 +676,10 @@ class FetchByHost(beam.PTransform):
         self._cache = cache
 
     def expand(self, pcoll):
-        spread = 1 if self._cfg.per_host_rps > 0 else UNLIMITED_HOST_SPREAD
+        spread = _host_spread(self._cfg)
         return (
             pcoll
             | "KeyByHost" >> beam.Map(lambda item: (_fetch_key(item[0], spread), (item[0], item[1])))
             | "GroupByHost" >> beam.GroupByKey()
-            | "FetchHosts" >> beam.ParDo(_FetchHostsFn(self._cfg, self._ns, self._cache))
+            | "FetchHosts" >> beam.ParDo(_FetchHostsFn(self._cfg, self._ns, self._cache, spread))
         )

@@ -130,21 +130,98 @@ class FetchMedia(beam.PTransform):
     """(url, payload) → (url, payload, FetchResult): FetchByHost, behind the
     durable media cache (pipeline.cache) when ``cache_dir`` is given."""
 
-    def __init__(self, fetch_cfg, namespace: str, cache_dir: str | None = None, progress_dir=None):
+    def __init__(self, fetch_cfg, namespace: str, cache_dir: str | None = None, progress_dir=None,
+                 then=None):
+        """``then(pcoll, label)``: applied to the hits and to the fetched before they
+        are flattened, so that the raw bytes are used where they arrive (fused with
+        the fetch) instead of crossing a stage boundary (the DirectRunner holds a
+        flattened PCollection whole)."""
         super().__init__()
         self.fetch_cfg, self.namespace = fetch_cfg, namespace
         self.cache_dir, self.progress_dir = cache_dir, progress_dir
+        self.then = then or (lambda pcoll, label: pcoll)
 
     def expand(self, pcoll):
         from .cache import MediaCache
         from .fetch import FetchByHost
 
         if not self.cache_dir:
-            return pcoll | "Fetch" >> FetchByHost(self.fetch_cfg, metrics_namespace=self.namespace)
+            return self.then(pcoll | "Fetch" >> FetchByHost(
+                self.fetch_cfg, metrics_namespace=self.namespace), "Fetched")
         cache = MediaCache(self.cache_dir, self.fetch_cfg)
         looked = pcoll | "LookUpCache" >> beam.ParDo(
             LookUpCache(cache, self.namespace, self.progress_dir)).with_outputs(
                 LookUpCache.MISS, main="hits")
         fetched = looked[LookUpCache.MISS] | "Fetch" >> FetchByHost(
             self.fetch_cfg, metrics_namespace=self.namespace, cache=cache)
-        return (looked.hits, fetched) | "CachedOrFetched" >> beam.Flatten()
+        return ((self.then(looked.hits, "Cached"), self.then(fetched, "Fetched"))
+                | "CachedOrFetched" >> beam.Flatten())
+
+
+# ------------------------------------------------------------------ spilled images
+
+class Spilled(str):
+    """A processed JPEG parked on the output's filesystem: its path stands for
+    the bytes in a sample's ``jpg`` member until the shard writer loads it."""
+
+    __slots__ = ()
+
+
+def spill_dir(out_dir: str, run_id: str) -> str:
+    from apache_beam.io.filesystems import FileSystems
+
+    return FileSystems.join(out_dir, SPILL_DIRNAME, run_id)
+
+
+SPILL_DIRNAME = ".spill"
+
+
+def spill_image(root: str, sha256: str, jpeg: bytes) -> Spilled:
+    """Store ``jpeg`` under ROOT/ab/<sha256>.jpg (content-addressed, written
+    atomically: a retried bundle or a repeated image writes the same file)."""
+    from apache_beam.io.filesystems import FileSystems
+
+    from shards.writer import write_bytes_atomic
+
+    path = FileSystems.join(root, sha256[:2], f"{sha256}.jpg")
+    if "://" not in path:  # local: the cheap path (no Beam filesystem round trip)
+        import os
+
+        if not os.path.exists(path):
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            tmp = f"{path}.tmp-{os.getpid()}-{id(jpeg)}"
+            with open(tmp, "wb") as fh:
+                fh.write(jpeg)
+            os.replace(tmp, path)
+    else:
+        write_bytes_atomic(path, jpeg)
+    return Spilled(path)
+
+
+def load_spilled(data) -> bytes:
+    """The bytes of a ``jpg`` member: itself, or what a :class:`Spilled` points to."""
+    if not isinstance(data, Spilled):
+        return data
+    from apache_beam.io.filesystems import FileSystems
+
+    with FileSystems.open(str(data), compression_type="uncompressed") as fh:
+        return fh.read()
+
+
+def unspill_sample(sample: dict) -> dict:
+    """The sample with its spilled image member(s) loaded (the shard writer's hook)."""
+    if not any(isinstance(v, Spilled) for v in sample.values()):
+        return sample
+    return {k: load_spilled(v) for k, v in sample.items()}
+
+
+def remove_spill(out_dir: str) -> None:
+    """Drop OUTPUT/.spill after a finished run (its shards hold the images now)."""
+    from apache_beam.io.filesystems import FileSystems
+
+    root = FileSystems.join(out_dir, SPILL_DIRNAME)
+    try:
+        if FileSystems.exists(root):
+            FileSystems.delete([root])
+    except Exception as e:  # noqa: BLE001 - leftovers are harmless; say so
+        log.warning("%s: could not remove the spilled images (%s); safe to delete", root, e)

@@ -242,8 +242,21 @@ class DropRepeatedOnHost(beam.PTransform):
                                                                              main="cands"))
 
 
-def _first_by_source(cands):
-    return min(cands, key=lambda c: (c["source"]["file"], c["source"]["offset"]))
+def _first_by_source(values):
+    """(candidate, rows) pairs of one key -> the first by source, and how many rows
+    had the key (associative: Beam may combine partial results again)."""
+    values = list(values)
+    first = min((c for c, _ in values), key=lambda c: (c["source"]["file"], c["source"]["offset"]))
+    return first, sum(n for _, n in values)
+
+
+def _count_repeats(kv):
+    """The kept candidate; the other rows of its key (the same url and caption
+    listed again) counted as drop_pair_repeated_row, never silently merged."""
+    cand, n = kv[1]
+    if n > 1:
+        Metrics.counter(NS, "drop_pair_repeated_row").inc(n - 1)
+    return cand
 
 
 def _split_inline(cand):
@@ -260,7 +273,27 @@ class _ResolveMedia(media.ResolveMedia):
 
 
 class _ProcessImages(media.ProcessImages):
+    """m3w's image stage; with ``spill_root`` each stored JPEG is parked on the
+    output's filesystem (media.spill_image) and only its path travels on, through
+    the joins and groupings, to the shard writer: the job's memory does not grow
+    with the number of images (on the DirectRunner every grouping holds its whole
+    input), and the bytes are not pickled across three stage boundaries."""
+
     namespace = NS
+
+    def __init__(self, icfg: ImageConfig, progress_dir=None, spill_root: str | None = None):
+        super().__init__(icfg, progress_dir)
+        self.spill_root = spill_root
+
+    def process(self, element):
+        spilled = None
+        for doc_key, (index, res) in super().process(element):
+            if self.spill_root and res["ok"]:
+                if spilled is None:  # one file per image, whatever uses it
+                    spilled = dict(res, jpeg=media.spill_image(self.spill_root, res["sha256"],
+                                                               res["jpeg"]))
+                res = spilled
+            yield doc_key, (index, res)
 
 
 class AssemblePairs(CountingDoFn):
@@ -321,7 +354,7 @@ class DedupContent(CountingDoFn):
                     yield beam.pvalue.TaggedOutput(dropped.DROPPED, dropped_victim(
                         "pair_duplicate", what="pair", url=s["json"]["url"],
                         page_url=s["json"]["page_url"], text=s["txt"], source=s["json"]["source"],
-                        thumb=thumbnail(s["jpg"]), kept_key=samples[0]["__key__"]))
+                        thumb=thumbnail(media.load_spilled(s["jpg"])), kept_key=samples[0]["__key__"]))
         self.counts.inc("pairs_unique")
         yield samples[0]
 
@@ -355,7 +388,7 @@ class EvalDedup(CountingDoFn):
             if self.keep_dropped is not None:
                 from shards.dropped import thumbnail
 
-                thumb = thumbnail(sample.get("jpg") or sample.get("0.jpg") or b"")
+                thumb = thumbnail(media.load_spilled(sample.get("jpg") or sample.get("0.jpg") or b""))
             yield from self.drop(f"{self.kind}_eval_match", what=self.kind, url=meta["url"],
                                  page_url=meta.get("page_url"), text=sample["txt"],
                                  source=meta.get("source"), thumb=thumb,
@@ -435,9 +468,9 @@ def build_pairs(p, inputs, lists, out_dir, fcfg, ccfg, ecfg, icfg, fetch_cfg, ru
                 | "DropRepeatedOnHost" >> DropRepeatedOnHost(ccfg.max_per_host, keep))
     victims.append(repeated[dropped.DROPPED])
     cands = (repeated.cands
-             | "KeyPairs" >> beam.Map(lambda c: (c["key"], c))
+             | "KeyPairs" >> beam.Map(lambda c: (c["key"], (c, 1)))
              | "DedupByKey" >> beam.CombinePerKey(_first_by_source)
-             | "Values" >> beam.Values()
+             | "CountRepeats" >> beam.Map(_count_repeats)
              | "SplitInline" >> beam.FlatMap(_split_inline).with_outputs("inline", main="pairs"))
     refs = cands.pairs | "ImageRefs" >> beam.FlatMap(
         lambda c: [] if "img2dataset" in c else [(media_key(c["url"]), (c["key"], 0))])
@@ -447,16 +480,26 @@ def build_pairs(p, inputs, lists, out_dir, fcfg, ccfg, ecfg, icfg, fetch_cfg, ru
                 | "JoinMediaByURL" >> beam.CoGroupByKey()
                 | "ResolveMedia" >> beam.ParDo(_ResolveMedia(progress_dir)).with_outputs(
                     media.ResolveMedia.FETCH, main="ready"))
-    to_process = [resolved.ready, cands.inline]
+    spill = media.spill_dir(out_dir, run_id)
+
+    def process_images(pcoll, label):
+        # One image stage per branch, fused with what produced the bytes: raw
+        # bytes never cross a stage boundary, only the (spilled) results do.
+        return pcoll | f"ProcessImages{label}" >> beam.ParDo(
+            _ProcessImages(icfg, progress_dir, spill).keeping(keep))
+
+    processed = [process_images(resolved.ready, "Archived"),
+                 process_images(cands.inline, "Inline")]
     if fetch:
-        to_process.append(resolved[media.ResolveMedia.FETCH]
-                          | "FetchByHost" >> media.FetchMedia(fetch_cfg, NS, media_cache, progress_dir)
-                          | "FetchOutcome" >> beam.Map(media.fetch_outcome))
+        processed.append(resolved[media.ResolveMedia.FETCH]
+                         | "FetchByHost" >> media.FetchMedia(
+                             fetch_cfg, NS, media_cache, progress_dir,
+                             then=lambda pc, label: process_images(
+                                 pc | f"FetchOutcome{label}" >> beam.Map(media.fetch_outcome), label)))
     else:
-        to_process.append(resolved[media.ResolveMedia.FETCH] | "NotArchived" >> beam.Map(
-            lambda e: (e[0], e[1], {"ok": False, "reason": "not_archived"}, None)))
-    images = (to_process | "AllImages" >> beam.Flatten()
-              | "ProcessImages" >> beam.ParDo(_ProcessImages(icfg, progress_dir).keeping(keep)))
+        processed.append(process_images(resolved[media.ResolveMedia.FETCH] | "NotArchived" >> beam.Map(
+            lambda e: (e[0], e[1], {"ok": False, "reason": "not_archived"}, None)), "NotArchived"))
+    images = processed | "AllImages" >> beam.Flatten()
     assembled = ({"pair": cands.pairs | "KeyCandidates" >> beam.Map(lambda c: (c["key"], c)),
                   "image": images}
                  | "JoinPairsAndImages" >> beam.CoGroupByKey()
@@ -473,15 +516,16 @@ def build_pairs(p, inputs, lists, out_dir, fcfg, ccfg, ecfg, icfg, fetch_cfg, ru
                          victims)
     dropped.write_all(p, victims, out_dir, run_id, keep)
     if not splits:
-        return samples | "WriteShards" >> AssignAndWriteShards(out_dir, "pairs", run_id,
-                                                               samples_per_shard, progress_dir, NS)
+        return samples | "WriteShards" >> AssignAndWriteShards(
+            out_dir, "pairs", run_id, samples_per_shard, progress_dir, NS, media.unspill_sample)
     split_of = {src: i for i, (_, srcs) in enumerate(splits) for src in srcs}
     parts = samples | "SplitBySource" >> beam.Partition(
         lambda s, n: split_of[s["json"]["caption_source"]], len(splits))
     written = []
     for (name, _), part in zip(splits, parts):
         written.append(part | f"WriteShards_{name}" >> AssignAndWriteShards(
-            FileSystems.join(out_dir, name), "pairs", run_id, samples_per_shard, progress_dir, NS))
+            FileSystems.join(out_dir, name), "pairs", run_id, samples_per_shard, progress_dir, NS,
+            media.unspill_sample))
     return written | "AllShards" >> beam.Flatten()
 
 
@@ -549,15 +593,18 @@ def main(argv=None) -> int:
                "inputs": [os.path.basename(f) for f in files + list_files]}
     if splits:
         options["splits"] = {name: list(srcs) for name, srcs in splits}
-    return drive("pairs", NS, args.output, files + list_files, options, beam_args,
-                 lambda p, run_id, progress_dir: build_pairs(
-                     p, files, list_files, args.output, fcfg, ccfg, ecfg, icfg, fetch_cfg, run_id,
-                     args.samples_per_shard, fetch=args.fetch, list_cfg=list_cfg,
-                     dedup_index=args.dedup_index, dedup_action=args.dedup_action,
-                     progress_dir=progress_dir, media_cache=cache_dir_from_args(args),
-                     keep=keep, splits=splits),
-                 PROGRESS_FIELDS, args.quiet, args.log_file,
-                 subdirs=[name for name, _ in splits])
+    rc = drive("pairs", NS, args.output, files + list_files, options, beam_args,
+               lambda p, run_id, progress_dir: build_pairs(
+                   p, files, list_files, args.output, fcfg, ccfg, ecfg, icfg, fetch_cfg, run_id,
+                   args.samples_per_shard, fetch=args.fetch, list_cfg=list_cfg,
+                   dedup_index=args.dedup_index, dedup_action=args.dedup_action,
+                   progress_dir=progress_dir, media_cache=cache_dir_from_args(args),
+                   keep=keep, splits=splits),
+               PROGRESS_FIELDS, args.quiet, args.log_file,
+               subdirs=[name for name, _ in splits])
+    if rc == 0:  # the shards hold the images now; a failed run keeps them for its rerun
+        media.remove_spill(args.output)
+    return rc
 
 
 if __name__ == "__main__":

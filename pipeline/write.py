@@ -14,13 +14,15 @@ from .jobs import CountingDoFn
 
 class WriteShards(CountingDoFn):
     def __init__(self, out_dir: str, kind: str, run_id: str, progress_dir=None,
-                 namespace: str = "m3w"):
+                 namespace: str = "m3w", load=None):
         self.out_dir, self.kind, self.run_id, self.progress_dir = out_dir, kind, run_id, progress_dir
         self.namespace = namespace
+        self.load = load  # sample -> sample with its media loaded (pairs: spilled JPEGs)
 
     def process(self, element):
         index, samples = element
-        info = write_shard(self.out_dir, self.kind, index, list(samples), self.run_id)
+        samples = [self.load(s) for s in samples] if self.load else list(samples)
+        info = write_shard(self.out_dir, self.kind, index, samples, self.run_id)
         self.counts.inc("shards_skipped_complete" if info.skipped else "shards_written")
         self.counts.inc("samples_in_shards", info.count)
         yield info.to_json()
@@ -31,9 +33,9 @@ class AssignAndWriteShards(beam.PTransform):
     total (a global count as side input), so reruns make the same shards."""
 
     def __init__(self, out_dir, kind, run_id, samples_per_shard, progress_dir=None,
-                 namespace: str = "m3w"):
+                 namespace: str = "m3w", load=None):
         super().__init__()
-        self.namespace = namespace
+        self.namespace, self.load = namespace, load
         self.out_dir, self.kind, self.run_id = out_dir, kind, run_id
         self.samples_per_shard, self.progress_dir = samples_per_shard, progress_dir
 
@@ -54,4 +56,4 @@ class AssignAndWriteShards(beam.PTransform):
                 | "AssignShard" >> beam.Map(assign, n=beam.pvalue.AsSingleton(total))
                 | "GroupByShard" >> beam.GroupByKey()
                 | "Write" >> beam.ParDo(WriteShards(self.out_dir, self.kind, self.run_id,
-                                                     self.progress_dir, self.namespace)))
+                                                     self.progress_dir, self.namespace, self.load)))

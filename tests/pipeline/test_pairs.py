@@ -171,3 +171,72 @@ def test_cli_fetches_a_tsv_list_from_a_loopback_server(tmp_path):
     assert stats["drops"]["image"] == {"fetch_http_404": 1}
     assert validate_dir(str(out)) == (2, [])
     assert (out / "funnel.png").read_bytes()[:4] == b"\x89PNG"
+
+
+COCO = json.loads((ROOT / "tests" / "data" / "evalsets" /
+                   "coco_val2014_caption_results_sample.json").read_text())
+GOOD = ["china.jpg", "flower.jpg", "grace_hopper.jpg", "rocket.jpg", "coffee.png", "chelsea.png"]
+
+
+def _accounting_list(srv, path):
+    """39 rows: 24 good photos under distinct URLs (one repeated row), and
+    one or more rows for each way a row can fail."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rows = [(srv.url(f"/{GOOD[i % len(GOOD)]}?i={i}"), f"{COCO[i]['caption']} ({i})") for i in range(24)]
+    rows.append(rows[5])                                                # the same row twice
+    rows += [(srv.url(f"/gone.jpg?i={i}"), COCO[30 + i]["caption"]) for i in range(3)]       # 404
+    rows += [(srv.url(f"/no_time_for_that_tiny.gif?i={i}"), COCO[40 + i]["caption"]) for i in range(2)]
+    rows += [(srv.url(f"/text.png?i={i}"), COCO[50 + i]["caption"]) for i in range(2)]       # aspect 2.6
+    rows += [(srv.url(f"/page.html?i={i}"), COCO[60 + i]["caption"]) for i in range(2)]      # text/html
+    rows += [(srv.url(f"/china.jpg?g={i}"), "photo") for i in range(2)]                      # generic
+    rows += [("", COCO[70]["caption"])]                                                     # no url
+    rows += [(srv.url("/grace_hopper.jpg?cut"), COCO[80]["caption"])]                        # truncated
+    rows += [(srv.url("/coffee.png?dup"), rows[4][1])]  # another URL, same bytes+caption as row 4
+    assert len(rows) == 39
+    pq.write_table(pa.table({"url": [u for u, _ in rows], "caption": [c for _, c in rows]}), path)
+    return rows
+
+
+def test_every_list_row_is_written_or_counted_and_reruns_write_the_same(tmp_path):
+    """The pairs job from a URL list, as the benchmark runs it (2 worker processes,
+    one host, no rate): every row ends in a shard or under a counted reason, and
+    a rerun (in one process) writes byte-identical shards."""
+    grace = (IMAGES / "grace_hopper.jpg").read_bytes()
+    with LoopbackServer(root=IMAGES) as srv:
+        srv.route("/gone.jpg", status=404)
+        srv.route("/page.html", body=b"<html>not an image</html>", content_type="text/html")
+        srv.route("/grace_hopper.jpg?cut", body=grace[: len(grace) // 3], content_type="image/jpeg")
+        srv.route("/coffee.png?dup", file="coffee.png")
+        lst = tmp_path / "urls.parquet"
+        rows = _accounting_list(srv, lst)
+        outs = []
+        # the benchmark's way (2 worker processes), then in one process
+        for run, mode in (("a", "--direct_num_workers=2"), ("b", "--direct_running_mode=in_memory")):
+            out = tmp_path / run
+            r = subprocess.run([sys.executable, "-m", "pipeline.pairs", "--list", str(lst),
+                                "--output", str(out), "--fetch-per-host-rps", "0",
+                                "--fetch-allowed-networks", "127.0.0.1/32", "--no-media-cache",
+                                "--fetch-retries", "0", "--quiet", mode],
+                               cwd=ROOT, capture_output=True, text=True, timeout=300)
+            assert r.returncode == 0, r.stderr + r.stdout
+            outs.append(out)
+    stats = json.loads((outs[0] / "stats.json").read_text())
+    c = stats["counters"]
+    assert stats["num_samples"] == 24
+    row_drops = {k: v for k, v in c.items() if k.startswith(("drop_", "list_drop_"))}
+    assert row_drops == {
+        "list_drop_missing_url": 1, "drop_caption_generic": 2, "drop_pair_repeated_row": 1,
+        "drop_image_fetch_http_404": 3, "drop_image_fetch_bad_content_type": 2,
+        "drop_image_too_small": 2, "drop_image_bad_aspect_ratio": 2, "drop_image_truncated": 1,
+        "drop_pair_duplicate": 1}
+    # each row once: in a shard, or under exactly one reason
+    assert stats["num_samples"] + sum(row_drops.values()) == len(rows)
+    assert c["fetch_ok"] + c["fetch_drop_http_404"] + c["fetch_drop_bad_content_type"] == 35
+    assert validate_dir(str(outs[0])) == (24, [])
+    assert not (outs[0] / ".spill").exists()  # the parked images are gone with the run
+    tars = [sorted(p.name for p in o.glob("pairs-*.tar")) for o in outs]
+    assert tars[0] == tars[1] and tars[0]
+    for name in tars[0]:
+        assert (outs[0] / name).read_bytes() == (outs[1] / name).read_bytes()
