@@ -1,8 +1,8 @@
 """Evaluating one task at given shots and trials: prompts, model calls, metrics.
 
 Queries are split across ranks (rank r takes queries r, r + world, ...);
-each rank's predictions are gathered to every rank and the metrics computed
-from all of them, so a run on N ranks gives the numbers of a run on one
+each rank's predictions are gathered and rank 0 computes the metrics from
+all of them, so a run on N ranks gives the numbers of a run on one
 (demonstrations are seeded per query, not per rank).
 """
 from __future__ import annotations
@@ -189,7 +189,9 @@ def evaluate_task(model, tokenizer, data: TaskData, opts: Options, loader: Media
             if not every:
                 raise ValueError(f"task {task.name}: no query could be evaluated ({dict(bad)})")
             t0 = time.perf_counter()
-            scores, per = _metric(kind, data, {u: every[u] for u in sorted(every)}, opts)
+            # Rank 0 scores (and writes); the others would only start N more PTB tokenisers.
+            scores, per = _metric(kind, data, {u: every[u] for u in sorted(every)}, opts) \
+                if opts.rank == 0 else ({}, {})
             timing.metric += time.perf_counter() - t0
             trials.append({"seed": seed, "metrics": scores, "n": len(every), "dropped": dict(bad),
                            "predictions": {u: {"output": every[u], **({"score": per[u]} if u in per else {}),
