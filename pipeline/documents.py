@@ -80,8 +80,9 @@ def split_document(nodes: list[dict], counts: list[int], max_words: int,
     for it, and it stays whole (and is dropped as too_many_images)."""
     words = sum(c for c in counts if c)
     images = sum(1 for c in counts if c is None)
-    by_images = -(-images // max_images) if words >= GALLERY_WORDS_PER_IMAGE * images else 1
-    by_words = -(-words // max_words)
+    by_images = (-(-images // max_images)
+                 if max_images > 0 and words >= GALLERY_WORDS_PER_IMAGE * images else 1)
+    by_words = -(-words // max_words) if max_words > 0 else 1
     k = max(by_words, by_images, 1)
     if k == 1:
         return [nodes]

@@ -203,3 +203,14 @@ def test_code_in_pre_is_judged_by_length_only():
     texts = ["$$$ ### !!! 123 456 ||| ***", "$$$ ### !!! 123 456 ||| ***", "ok"]
     assert text_drop_reasons(texts, [("pre", None), ("p", None), ("pre", None)], C) == [
         None, "special_characters", "too_few_words"]
+
+
+def test_split_edge_cases():
+    assert split_document([], [], 2000, 30) == [[]]
+    nodes = [{"text": "a"}, {"image": 0}, {"text": "b"}]
+    assert split_document(nodes, [1500, None, 1500], 0, 0) == [nodes]  # maxima off: no split
+    assert split_document(nodes, [1500, None, 1500], 2000, 30) == [nodes[:1], nodes[1:]]
+    # an unspaced text with no sentence end is cut by characters
+    han = "中" * 3000  # 2,000 words at 1.5 characters a word
+    pieces = split_block(han, 1000)
+    assert [count_words(p) for p in pieces] == [1000, 1000] and "".join(pieces) == han
