@@ -63,6 +63,8 @@ def main(argv=None) -> int:
     except TaskError as e:
         raise SystemExit(f"error: {e}") from None
 
+    if not os.path.exists(args.checkpoint):  # before torch loads: answered at once
+        raise SystemExit(f"error: --checkpoint {args.checkpoint}: no such file or directory")
     import torch
     from eval.checkpoints import CheckpointNotFound, load_checkpoint
     from eval.report import write_json, write_markdown

@@ -22,7 +22,9 @@ class _Media(argparse.Action):
 
 
 def parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="python -m model.generate", description=__doc__.split("\n")[0])
+    from shards.cli import Parser  # one-line errors, unknown options named with the closest
+
+    ap = Parser(prog="python -m model.generate", description=__doc__.split("\n")[0])
     ap.add_argument("--checkpoint", required=True, help="run directory or checkpoint / weights file")
     ap.add_argument("--image", dest="media", action=_Media, default=[], help="an image file (repeatable)")
     ap.add_argument("--video", dest="media", action=_Media, default=[], help="a video file, sampled at 1 FPS (repeatable)")
@@ -47,6 +49,8 @@ def main(argv=None) -> int:
             raise SystemExit(f"error: --{kind} {path}: no such file")
     if args.max_new_tokens < 1 or args.num_beams < 1:
         raise SystemExit("error: --max-new-tokens and --num-beams must be >= 1")
+    if not Path(args.checkpoint).exists():  # before torch loads: answered at once
+        raise SystemExit(f"error: --checkpoint {args.checkpoint}: no such file or directory")
 
     import torch
     from eval.checkpoints import CheckpointNotFound, load_checkpoint
