@@ -222,6 +222,15 @@ def training_side(img: Image.Image) -> str | None:
 # ---------------------------------------------------------------- quality
 
 
+def nearest_view(index: EvalIndex, item_id: str, phash: str) -> tuple[int, str]:
+    """(distance, view) of the eval photo's indexed view nearest to ``phash``."""
+    i = next(k for k, it in enumerate(index.items) if it["item_id"] == item_id)
+    rows = np.flatnonzero(index.arrays["image_item"] == i)
+    d = np.bitwise_count(index.arrays["image_codes"][rows] ^ np.uint64(int(phash, 16)))
+    j = int(np.argmin(d))
+    return int(d[j]), index.views[int(index.arrays["image_view"][rows[j]])]
+
+
 def bench_quality(paths: list[Path], threshold: int | None, seed: int, repeats: int,
                   verbose: bool = False, only: list[str] | None = None, views: str | None = None,
                   crop_threshold: int | None = None):
@@ -268,6 +277,9 @@ def bench_quality(paths: list[Path], threshold: int | None, seed: int, repeats: 
                         if own in ids:
                             hit += 1
                             dists.append(ids[own].distance)
+                        elif verbose:
+                            d, view = nearest_view(index, own, q)
+                            print(f"  miss: {tname} of {own}: nearest own view {view} at {d} bits")
                     wrong = set(ids) - {own}
                     false_pairs += len(wrong)
                     pairs += len(items) - (own is not None)
@@ -349,7 +361,7 @@ def main(argv=None):
     ap.add_argument("--n-index", type=int, default=1_000_000)
     ap.add_argument("--n-queries", type=int, default=50_000)
     ap.add_argument("--skip-speed", action="store_true")
-    ap.add_argument("--verbose", action="store_true", help="print every false match")
+    ap.add_argument("--verbose", action="store_true", help="print every false match and every miss")
     args = ap.parse_args(argv)
     paths = photo_paths(args.photos)
     if len(paths) < 4:

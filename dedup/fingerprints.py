@@ -72,36 +72,61 @@ BORDER_MIN_FRAC = 0.02
 BORDER_MAX_FRAC = 0.45    # per side; an almost blank image is not trimmed to a sliver
 
 
-def _border_run(lines: np.ndarray) -> int:
-    """How many leading lines (rows of ``lines``) are border, counted up to
-    just past BORDER_MAX_FRAC of them."""
-    ref = np.median(lines[0])
+def _border_run(lines: np.ndarray, prev_ref: float | None) -> tuple[int, float]:
+    """(how many leading lines of ``lines`` are border, counted up to just past
+    BORDER_MAX_FRAC of them; the border's grey level).  After a first border
+    (``prev_ref``), only a border of a clearly different level counts: a
+    nested frame, not the next band of a gradient sky."""
+    ref = float(np.median(lines[0]))
+    if prev_ref is not None and abs(ref - prev_ref) <= 3 * BORDER_TOLERANCE:
+        return 0, ref
 
     def border(block):
         return (np.abs(block - ref) <= BORDER_TOLERANCE).mean(axis=1) >= 0.98
 
     if not border(lines[:1])[0]:          # most photos: stop at the first line
-        return 0
+        return 0, ref
     near = border(lines[: int(BORDER_MAX_FRAC * len(lines)) + 2])
-    return int(np.argmin(near)) if not near.all() else len(near)
+    return (int(np.argmin(near)) if not near.all() else len(near)), ref
+
+
+BORDER_PASSES = 3         # a border inside a border (a photo on white, framed in black)
 
 
 def border_box(grey: np.ndarray) -> tuple[int, int, int, int]:
-    """(left, top, right, bottom) of ``grey`` (HxW) without its uniform borders."""
+    """(left, top, right, bottom) of ``grey`` (HxW) without its uniform borders,
+    nested ones of a different level included (up to BORDER_PASSES)."""
+    left, top, right, bottom = 0, 0, grey.shape[1], grey.shape[0]
+    refs: dict[str, float] = {}
+    for _ in range(BORDER_PASSES):
+        l, t, r, b = _border_box_once(grey[top:bottom, left:right], refs)
+        if (l, t, r, b) == (0, 0, right - left, bottom - top):
+            break
+        left, top, right, bottom = left + l, top + t, left + r, top + b
+    return left, top, right, bottom
+
+
+def _border_box_once(grey: np.ndarray, refs: dict[str, float]) -> tuple[int, int, int, int]:
+    """One pass over the four sides; ``refs``: the level of each side's border
+    trimmed so far (updated)."""
     h, w = grey.shape
     top, bottom, left, right = 0, h, 0, w
     if h < 16 or w < 16:
         return left, top, right, bottom
     g = grey.astype(np.int16)
 
-    def cut(run: int, length: int) -> int:
-        return run if BORDER_MIN_FRAC * length <= run <= BORDER_MAX_FRAC * length else 0
+    def cut(side: str, lines: np.ndarray, length: int) -> int:
+        run, ref = _border_run(lines, refs.get(side))
+        if BORDER_MIN_FRAC * length <= run <= BORDER_MAX_FRAC * length:
+            refs[side] = ref
+            return run
+        return 0
 
-    top = cut(_border_run(g), h)
-    bottom = h - cut(_border_run(g[::-1]), h)
+    top = cut("top", g, h)
+    bottom = h - cut("bottom", g[::-1], h)
     rows = g[top:bottom]
-    left = cut(_border_run(rows.T), w)
-    right = w - cut(_border_run(rows[:, ::-1].T), w)
+    left = cut("left", rows.T, w)
+    right = w - cut("right", rows[:, ::-1].T, w)
     return left, top, right, bottom
 
 

@@ -96,3 +96,13 @@ def test_thin_lines_and_blank_images_are_left_alone():
     # a border is trimmed on each side independently
     one = pad(img, 30, 0, 0, 0, (255, 255, 255))
     assert fp.border_box(np.asarray(one.convert("L"))) == (0, 30, w, h + 30)
+
+
+def test_nested_borders_are_trimmed():
+    """A cut-out photo on white, framed in black: both borders go."""
+    img = load("chelsea.png")
+    w, h = img.size
+    on_white = pad(img, 40, 40, 60, 60, (255, 255, 255))
+    framed = pad(on_white, 20, 20, 20, 20, (0, 0, 0))
+    assert fp.border_box(np.asarray(framed.convert("L"))) == (80, 60, 80 + w, 60 + h)
+    assert fp.phash64(framed) == fp.phash64(on_white) == fp.phash64(img)
