@@ -508,6 +508,18 @@ def load_rareact(files):
         for i, row in enumerate(_read_csv(path, ",")):
             _need(row, ("video_id", "start", "end", "verb", "noun"), path, f"row {i + 2}")
             b.add("test", row["video_id"], row["video_id"])
+            # One record per row (a clip window scored for one (verb, noun) class); eval's mWAP
+            # needs the class id and the label (0 negative, 1 positive, 2-4 hard negatives).
+            rec = {"video_id": row["video_id"], "verb": row["verb"], "noun": row["noun"],
+                   "class_name": f"{row['verb']} {row['noun']}",
+                   "start": float(row["start"]), "end": float(row["end"])}
+            for k in ("class_id", "annotation"):
+                if row.get(k, "") != "":
+                    try:
+                        rec[k] = int(row[k])
+                    except ValueError:
+                        raise EvalSetError(f"{path}: row {i + 2}: {k} {row[k]!r} is not an integer") from None
+            b.record("test", row["video_id"], row.get("id") or f"row{i + 2}", **rec)
     return b.build()
 
 

@@ -8,7 +8,8 @@ RICES (Yang et al. 2022, as in the Flamingo paper and OpenFlamingo): the
 ``shots`` demo-split examples whose image features are nearest the query's
 by cosine similarity, the most similar placed last (next to the query).
 Features are the model's own frozen vision encoder, patch tokens averaged
-(over frames too for videos) and L2-normalised, computed once per split and
+(over frames too for videos: the frames of the record's clip window when it
+has one, as the query's are) and L2-normalised, computed once per split and
 cached on disk (``--cache-dir``, an .npz per task and split named by the
 vision encoder's config and the media list, so a changed split or encoder
 never reuses stale features).
@@ -67,11 +68,12 @@ class Rices:
     """Nearest demonstrations by vision features, with the pool's features cached on disk."""
 
     def __init__(self, model, pool: Sequence, load, cache_dir: str | os.PathLike | None, name: str):
-        """``pool``: objects with ``.uid`` and ``.media`` (path); ``load(path) -> tensor``."""
+        """``pool``: objects with ``.uid``, ``.media`` (path) and ``.record``; ``load(path, record) -> tensor``
+        (the record's ``start`` / ``end``, if any, choose the clip window)."""
         self.model, self.pool, self.load = model, list(pool), load
         self.cache_hit = False
-        key = json.dumps({"v": _vision_key(model), "pool": [(q.uid, str(q.media)) for q in self.pool]},
-                         sort_keys=True)
+        key = json.dumps({"v": _vision_key(model), "pool": [
+            (q.uid, str(q.media), q.record.get("start"), q.record.get("end")) for q in self.pool]}, sort_keys=True)
         digest = hashlib.sha256(key.encode()).hexdigest()[:16]
         path = Path(cache_dir) / f"rices-{name}-{digest}.npz" if cache_dir else None
         if path is not None and path.is_file():
@@ -80,7 +82,7 @@ class Rices:
                     self.features = z["features"]
                     self.cache_hit = True
         if not self.cache_hit:
-            self.features = image_features(model, [load(q.media) for q in self.pool])
+            self.features = image_features(model, [load(q.media, q.record) for q in self.pool])
             if path is not None:
                 path.parent.mkdir(parents=True, exist_ok=True)
                 tmp = path.with_suffix(".tmp.npz")

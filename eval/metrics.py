@@ -21,6 +21,14 @@
 - Classification / multiple choice: top-1 / top-5 accuracy of a ranking.
 - VisDial: NDCG as the VisDial v1.0 evaluation computes it (the top-k ranked
   options, k = the number of options with non-zero relevance).
+- RareAct: **mWAP** as the dataset's ``compute_score.py`` computes it
+  (github.com/antoine77340/RareAct): per (verb, noun) class with a positive,
+  the clips scored are its rows labelled 1 (positives), its rows labelled 0
+  (negatives) and 2-4 (hard negatives), plus every other class's positives
+  (a hard negative when they share the verb or the noun, else a negative); the
+  average precision of scikit-learn's ``average_precision_score`` (the script's
+  own call) with each clip weighted 1 / (its video's clips within the same
+  group: positives, negatives, hard negatives); the mean over the classes.
 """
 from __future__ import annotations
 
@@ -28,6 +36,7 @@ import contextlib
 import io
 import math
 import re
+from collections import Counter
 from typing import Mapping, Sequence
 
 import numpy as np
@@ -261,6 +270,56 @@ def visdial_ndcg(scores: Sequence[float], relevance: Sequence[float]) -> float:
     best = np.argsort(-rel, kind="stable")[:k]
     discounts = np.log2(np.arange(k) + 2)
     return float((rel[ranking] / discounts).sum() / (rel[best] / discounts).sum())
+
+
+def rareact_mwap(rows: Sequence[Mapping], scores: Sequence[Mapping[int, float]]) -> float:
+    """RareAct's mean weighted average precision (see the module docstring), in [0, 1].
+
+    ``rows``: the annotation rows (``video_id``, ``verb``, ``noun``,
+    ``class_id``, ``annotation``); ``scores[i]``: {class id: score} of row i's
+    clip, holding at least its own class and, for a positive row, every class.
+    """
+    from sklearn.metrics import average_precision_score
+
+    if len(rows) != len(scores):
+        raise ValueError(f"rareact_mwap: {len(rows)} rows but {len(scores)} score sets")
+    class_of: dict[tuple[str, str], int] = {}
+    for r in rows:
+        class_of.setdefault((r["verb"], r["noun"]), int(r["class_id"]))
+    groups = {a: {"pos": [], "neg": [], "hneg": []} for a in class_of}
+    for i, r in enumerate(rows):
+        own = (r["verb"], r["noun"])
+        label = int(r["annotation"])
+        if label == 1:
+            groups[own]["pos"].append(i)
+            for a, g in groups.items():          # a positive of one class is a negative of the others
+                shared = (a[0] == own[0]) + (a[1] == own[1])
+                if shared == 1:
+                    g["hneg"].append(i)
+                elif shared == 0:
+                    g["neg"].append(i)
+        else:
+            groups[own]["neg" if label == 0 else "hneg"].append(i)
+    aps = []
+    for a, g in groups.items():
+        if not g["pos"]:
+            continue
+        cid = class_of[a]
+        idx, labels, weights = [], [], []
+        for name in ("pos", "neg", "hneg"):
+            per_video = Counter(rows[i]["video_id"] for i in g[name])
+            for i in g[name]:
+                idx.append(i)
+                labels.append(int(name == "pos"))
+                weights.append(1.0 / per_video[rows[i]["video_id"]])
+        try:
+            s = [float(scores[i][cid]) for i in idx]
+        except KeyError as e:
+            raise ValueError(f"rareact_mwap: no score for class {e.args[0]} of a row that needs it") from None
+        aps.append(float(average_precision_score(labels, s, sample_weight=weights)))
+    if not aps:
+        raise ValueError("rareact_mwap: no class has a positive clip")
+    return sum(aps) / len(aps)
 
 
 def mean_and_spread(values: Sequence[float]) -> dict[str, float]:

@@ -11,6 +11,7 @@ caption    ``Output:{caption}``                                              ``O
 vqa/ivqa   ``Question:{question} Short answer:{answer}``                     ``Short answer:``
 hateful    ``is an image with: '{text}' written on it. Is it hateful? Answer:{yes|no}``  ``Answer:``
 classify   ``Output:{class name}``                                           ``Output:``
+rareact    (zero-shot only) ``Output:{verb} {noun}`` ranked                   ``Output:``
 choice     ``Question:{question} Answer:{correct candidate}``                ``Answer:``
 visdial    ``Caption:{caption}. Dialogue: Question:{q} Answer:{a}. ... Question:{q} Answer:{a}``  ``Answer:``
 =========  ================================================================  ==================
@@ -44,7 +45,7 @@ def _visdial_context(record: dict) -> str:
 
 def query_text(kind: str, record: dict) -> str:
     """The text after the query's ``<image>``, up to where the model answers."""
-    if kind == "caption" or kind == "classify":
+    if kind in ("caption", "classify", "rareact"):
         return "Output:"
     if kind in ("vqa", "ivqa"):
         return f"Question:{record['question']} Short answer:"
@@ -65,7 +66,7 @@ def target_text(kind: str, record: dict) -> str:
         return demo_answer(record)
     if kind == "hateful":
         return "yes" if int(record["label"]) == 1 else "no"
-    if kind == "classify":
+    if kind in ("classify", "rareact"):
         return record["class_name"]
     if kind == "choice":
         return record["candidates"][int(record["answer"])]
@@ -98,7 +99,7 @@ def build_prompt(kind: str, demos: Sequence[tuple], query: tuple, text_only: Seq
 
 def candidates(kind: str, record: dict, classes: Sequence[str] = ()) -> list[str]:
     """What a ranked kind ranks: class names, answer candidates, dialogue options, yes/no."""
-    if kind == "classify":
+    if kind in ("classify", "rareact"):
         return list(classes)
     if kind == "choice":
         return list(record["candidates"])

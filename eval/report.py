@@ -9,7 +9,8 @@ from eval.tasks import TASKS
 
 # The headline metric of each kind, as the paper's table reports it.
 HEADLINE = {"caption": "CIDEr", "vqa": "accuracy", "ivqa": "accuracy", "hateful": "ROC-AUC",
-            "classify": "top-1", "choice": "accuracy", "visdial": "NDCG"}
+            "classify": "top-1", "choice": "accuracy", "visdial": "NDCG",
+            "rareact": "mWAP"}
 
 
 def write_json(results: dict, out_dir: str) -> str:
@@ -48,6 +49,9 @@ def markdown(results: dict) -> str:
             n = cell["trials"][0]["n"]
             for m, s in cell["summary"].items():
                 lines.append(f"| {t} | {k} | {m} | {s['mean']:.2f} | {s['std']:.2f} | {s['n']} | {n} |")
+    skipped = [(t, k, why) for t in tasks for k, why in results["tasks"][t].get("skipped_shots", {}).items()]
+    if skipped:
+        lines += ["", "Not run:", ""] + [f"- {t}: {k} shots: {why}" for t, k, why in skipped]
     drops = [(t, reason, n) for t in tasks for reason, n in results["tasks"][t]["dropped"].items()]
     if drops:
         lines += ["", "Dropped while loading:", ""] + [f"- {t}: {reason}: {n}" for t, reason, n in drops]

@@ -87,6 +87,11 @@ def _metric(kind: str, data: TaskData, outputs: dict, opts: Options) -> tuple[di
     if kind == "visdial":
         per = {u: metrics.visdial_ndcg(s, recs[u]["relevance"]) for u, s in outputs.items()}
         return {"NDCG": 100 * sum(per.values()) / len(per)}, per
+    if kind == "rareact":
+        cid = {recs[u]["class_name"]: int(recs[u]["class_id"]) for u in recs}
+        rows = [recs[u] for u in outputs]
+        scores = [{cid[c]: s for c, s in zip(data.classes, outputs[u])} for u in outputs]
+        return {"mWAP": 100 * metrics.rareact_mwap(rows, scores)}, {}
     raise ValueError(kind)
 
 
@@ -108,21 +113,29 @@ def evaluate_task(model, tokenizer, data: TaskData, opts: Options, loader: Media
         return x
 
     pool = data.demos
+    out = {"shots": {}, "dropped": {}}
+    shot_list = list(opts.shots)
+    if not task.demo_split:       # no train split (RareAct): zero-shot only, no text-only examples
+        out["skipped_shots"] = {str(s): f"{task.paper_name} has no train split: zero-shot only"
+                                for s in shot_list if s > 0}
+        shot_list = [s for s in shot_list if s == 0]
+        if not shot_list:
+            raise ValueError(f"task {task.name}: {task.paper_name} has no train split, so it runs "
+                             f"zero-shot only: --shots must include 0 (got {opts.shots})")
     rices = None
-    if opts.rices and any(s > 0 for s in opts.shots):
+    if opts.rices and any(s > 0 for s in shot_list):
         t0 = time.perf_counter()
         rices = Rices(model, pool, load, opts.cache_dir, f"{task.name}-{task.demo_split}")
         timing.media += time.perf_counter() - t0
     mine = data.queries[opts.rank::opts.world]
     cand_cache = {}
-    if kind == "classify":
+    if kind in ("classify", "rareact"):
         cand_cache["classes"] = candidate_ids(tokenizer, data.classes)
-    out = {"shots": {}, "dropped": {}}
-    total = len(opts.shots) * opts.trials * len(mine)
+    total = len(shot_list) * opts.trials * len(mine)
     bar = tqdm(total=total, desc=task.name, dynamic_ncols=True, disable=not opts.progress or opts.rank != 0,
                unit="q")
-    for shots in opts.shots:
-        need = shots if shots else prompts.ZERO_SHOT_TEXT_EXAMPLES
+    for shots in shot_list:
+        need = shots if shots else (prompts.ZERO_SHOT_TEXT_EXAMPLES if task.demo_split else 0)
         if need > len(pool):
             raise ValueError(f"task {task.name}: {shots} shots need {need} demonstrations, "
                              f"the demo split {task.demo_split!r} has {len(pool)}")
@@ -173,7 +186,7 @@ def evaluate_task(model, tokenizer, data: TaskData, opts: Options, loader: Media
                     t0 = time.perf_counter()
                     cands = prompts.candidates(kind, q.record, data.classes)
                     outputs[q.uid] = score_candidates(model, tokenizer, text, vision, cands, opts.candidate_batch,
-                                                      cand_cache.get("classes") if kind == "classify" else None)
+                                                      cand_cache.get("classes"))
                     timing.prompt_and_decode += time.perf_counter() - t0
                 timing.queries += 1
                 bar.update(1)

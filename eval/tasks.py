@@ -27,6 +27,7 @@ kinetics        classify   {train,validate}.csv                            valid
 nextqa          choice     {train,val}.csv (+ map_vid_vidorID.json)        val         train
 star            choice     STAR_{train,val}.json                           val         train
 visdial         visdial    visdial_1.0_{train,val}.json + *dense_annotations*.json  val2018  train
+rareact         rareact    rareact.csv                                     test        (none)
 ==============  =========  ==============================================  ==========  ==========
 
 The query split is what is scored; demonstrations come only from the demo
@@ -34,8 +35,11 @@ split (never the query split). A task whose folder, annotation files or
 media folder is missing fails with one line naming the task and the path.
 Queries whose media file is absent are dropped and counted (reason
 ``no media file``), as are records that lack what the task needs (``no
-question``, ``no answers``, ...). RareAct (mWAP) is not a task: its loader
-has no per-query labels.
+question``, ``no answers``, ...). RareAct has a test split only: it runs
+zero-shot, without the two text-only examples (there is no split to take
+them from); its classes are its (verb, noun) pairs, ``"{verb} {noun}"``, in
+class-id order, and every clip ranks all of them (mWAP needs each positive
+clip's score for every class).
 """
 from __future__ import annotations
 
@@ -45,7 +49,7 @@ from pathlib import Path
 
 from dedup.evalsets import EVAL_SETS, EvalSetError, EvalSource, load_eval_set
 
-KINDS = ("caption", "vqa", "ivqa", "hateful", "classify", "choice", "visdial")
+KINDS = ("caption", "vqa", "ivqa", "hateful", "classify", "choice", "visdial", "rareact")
 
 
 class TaskError(ValueError):
@@ -58,7 +62,7 @@ class Task:
     eval_set: str                 # the dedup.evalsets registry name of its format
     kind: str
     query_split: str
-    demo_split: str               # "a+b" for several
+    demo_split: str               # "a+b" for several; "" for none (zero-shot only)
     paper_name: str               # column heading in results.md
     demo_task: str | None = None  # take demonstrations from another task (NoCaps: COCO)
 
@@ -92,6 +96,7 @@ TASKS: dict[str, Task] = {t.name: t for t in [
     Task("nextqa", "nextqa", "choice", "val", "train", "NextQA"),
     Task("star", "star", "choice", "val", "train", "STAR"),
     Task("visdial", "visdial", "visdial", "val2018", "train", "VisDial"),
+    Task("rareact", "rareact", "rareact", "test", "", "RareAct"),
 ]}
 
 
@@ -110,14 +115,14 @@ class TaskData:
     task: Task
     queries: list[Query]
     demos: list[Query]            # the demonstration pool (demo split only)
-    classes: list[str] = field(default_factory=list)   # classify: every class name, sorted
+    classes: list[str] = field(default_factory=list)   # classify: every class name, sorted; rareact: by id
     dropped: Counter = field(default_factory=Counter)
 
 
 # What each kind needs in a record to be a query (or a demonstration).
 _NEEDS = {"caption": ("captions",), "vqa": ("question", "answers"), "ivqa": ("question", "answers"),
           "hateful": ("text", "label"), "classify": ("class_name",), "choice": ("question", "candidates", "answer"),
-          "visdial": ("question", "options")}
+          "visdial": ("question", "options"), "rareact": ("class_id", "annotation")}
 
 
 def parse_tasks(arg: str) -> list[Task]:
@@ -183,7 +188,7 @@ def load_task(task: Task, data_dir: str | Path, limit: int | None = None) -> Tas
     """The task's queries (its query split, the first ``limit``) and demonstration pool."""
     dropped: Counter = Counter()
     qsplits = {task.query_split}
-    dsplits = set(task.demo_split.split("+"))
+    dsplits = set(task.demo_split.split("+")) if task.demo_split else set()
     demo_task = TASKS[task.demo_task] if task.demo_task else task
     if demo_task is task:
         items = _load_items(task, data_dir, qsplits | dsplits)
@@ -196,13 +201,16 @@ def load_task(task: Task, data_dir: str | Path, limit: int | None = None) -> Tas
     if not queries:
         raise TaskError(f"task {task.name}: no queries in split {task.query_split!r} under "
                         f"{Path(data_dir) / task.name} (dropped: {dict(dropped) or 'none'})")
+    classes = []
+    if task.kind == "rareact":     # class id order; from every row, before any --limit
+        names = {int(q.record["class_id"]): q.record["class_name"] for q in queries}
+        classes = [names[c] for c in sorted(names)]
     if limit:
         queries = queries[:limit]
     demo_dropped: Counter = Counter()
     demos = _queries(demo_task, d_items, demo_dropped)
     for reason, n in demo_dropped.items():
         dropped[f"demo pool: {reason}"] += n
-    classes = []
     if task.kind == "classify":
         classes = sorted({q.record["class_name"] for q in queries + demos})
     return TaskData(task, queries, demos, classes, dropped)

@@ -9,7 +9,7 @@ from PIL import Image
 
 from dedup.evalsets import (load_coco_captions, load_eval_set, load_flickr30k, load_hatefulmemes, load_ivqa,
                             load_kinetics, load_msrvtt, load_msrvtt_qa, load_msvd, load_nextqa, load_okvqa,
-                            load_star, load_textcaps, load_textvqa, load_vatex, load_visdial, load_vizwiz,
+                            load_rareact, load_star, load_textcaps, load_textvqa, load_vatex, load_visdial, load_vizwiz,
                             load_vqav2, load_youcook2, parse_eval_arg)
 
 D = Path(__file__).resolve().parents[1] / "data" / "evalsets"
@@ -117,3 +117,15 @@ def test_video_records():
     assert (st["start"], st["end"]) == (11.1, 19.6)
     k = load_kinetics([D / "kinetics700_validate_handmade.csv"])
     assert [it.records[0]["class_name"] for it in k] == ["abseiling", "air drumming"]
+
+
+def test_rareact_records_one_per_row():
+    items = load_rareact([D / "rareact_sample.csv"])
+    assert [it.item_id for it in items][:2] == ["5hhk_fUC8h0", "mds1TtfMEyA"] and len(items) == 7
+    clothe = next(it for it in items if it.item_id == "muo-CLmYN10")
+    assert [r["id"] for r in clothe.records] == ["256", "257", "258"]      # three labelled rows, one clip
+    assert clothe.records[0] == {"id": "256", "video_id": "muo-CLmYN10", "verb": "shake", "noun": "clothe",
+                                 "class_name": "shake clothe", "start": 0.0, "end": 10.0,
+                                 "class_id": 62, "annotation": 1}
+    hm = recs(load_rareact([D / "rareact_handmade.csv"]))
+    assert hm["0"][1]["annotation"] == 2 and hm["2"][1]["class_name"] == "drill egg"

@@ -148,3 +148,35 @@ def test_caption_scores_without_java_is_one_clear_error(monkeypatch):
     monkeypatch.setattr(shutil, "which", lambda name: None)
     with pytest.raises(RuntimeError, match="need Java for the COCO PTB tokeniser"):
         metrics.caption_scores({"1": "a cat"}, {"1": ["a cat on a mat"]})
+
+
+def _rareact_rows():
+    from dedup.evalsets import load_rareact
+    items = load_rareact([DATA / "rareact_sample.csv"])
+    return [r for it in items for r in it.records]
+
+
+def test_rareact_mwap_hand_computed_on_real_rows():
+    rows = _rareact_rows()
+    by_id = {r["id"]: i for i, r in enumerate(rows)}
+    assert [r["id"] for r in rows] == ["84", "111", "117", "144", "166", "210", "256", "257", "258"]
+    assert rows[by_id["144"]] == {"id": "144", "video_id": "lOwPbeRakQM", "verb": "shake", "noun": "hair",
+                                   "class_name": "shake hair", "start": 0.0, "end": 10.0,
+                                   "class_id": 36, "annotation": 1}
+    # Classes with a positive: shake table (19: row 117), shake hair (36: row 144), shake clothe
+    # (62: rows 256-258, one video, so each weighs 1/3). Every other class's positive shares the
+    # verb, so it is a hard negative; the 0-labelled rows belong to classes without positives.
+    col = {19: {"117": 0.5, "144": 0.9, "256": 0.8, "257": 0.1, "258": 0.1},
+           36: {"144": 0.9, "117": 0.2, "256": 0.3, "257": 0.3, "258": 0.3},
+           62: {"256": 0.9, "117": 0.8, "257": 0.7, "144": 0.6, "258": 0.5}}
+    scores = [{c: col.get(c, {}).get(r["id"], 0.0) for c in {19, 36, 62, r["class_id"]}} for r in rows]
+    # shake table: hard negatives 144 (weight 1) and 256 (1/3) above the positive: AP = 1 / (1 + 1 + 1/3) = 3/7.
+    # shake hair: AP 1. shake clothe, in score order 256+ 117- 257+ 144- 258+ (positives 1/3 each):
+    # 1/3 * 1 + 1/3 * (2/3) / (5/3) + 1/3 * 1 / 3 = 26/45 (unweighted it would be 0.7556).
+    assert metrics.rareact_mwap(rows, scores) == pytest.approx((3 / 7 + 1 + 26 / 45) / 3, abs=1e-12)
+    # A hard negative of shake hair by its label (2: only the verb is right) scored above 144: AP 1/2.
+    extra = {"id": "x", "video_id": "new", "verb": "shake", "noun": "hair", "class_id": 36, "annotation": 2}
+    assert metrics.rareact_mwap(rows + [extra], scores + [{36: 0.95}]) == \
+        pytest.approx((3 / 7 + 1 / 2 + 26 / 45) / 3, abs=1e-12)
+    with pytest.raises(ValueError, match="no score for class 19"):
+        metrics.rareact_mwap(rows, [{r["class_id"]: 0.0} for r in rows])

@@ -2,6 +2,7 @@
 import io
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from PIL import Image
@@ -102,7 +103,7 @@ def test_rices_finds_the_resized_copy_and_caches(tmp_path, tiny_model):
               "china.jpg", "flower.jpg", "grace_hopper.jpg", "motorcycle_left.png", "coins.png", "moon.png"]
     pool = [Query(name, str(DATA / "images" / name), {}, "train") for name in photos]
     loader = MediaLoader.for_model(tiny_model)
-    load = lambda p: loader.load(p, "image")  # noqa: E731
+    load = lambda p, record=None: loader.load(p, "image")  # noqa: E731
     rices = Rices(tiny_model, pool, load, tmp_path, "photos")
     assert not rices.cache_hit and rices.cache_path.is_file()
     for name in ("chelsea.png", "rocket.jpg", "grace_hopper.jpg"):
@@ -119,3 +120,17 @@ def test_rices_finds_the_resized_copy_and_caches(tmp_path, tiny_model):
     assert again.cache_hit and (again.features == rices.features).all()
     other = Rices(tiny_model, pool[:-1], load, tmp_path, "photos")   # another pool: not the cached file
     assert not other.cache_hit
+
+
+def test_rices_on_videos_uses_the_clip_window(tmp_path, tiny_model):
+    clip = str(DATA / "videos" / "bikes.mp4")                       # 10 s, frames at 0..9 s
+    pool = [Query("early", clip, {"start": 0.0, "end": 3.0}, "train"),
+            Query("late", clip, {"start": 6.0, "end": 9.0}, "train")]
+    loader = MediaLoader.for_model(tiny_model)
+    load = lambda p, record=None: loader.load(  # noqa: E731
+        p, "video", (record["start"], record["end"]) if record and "start" in record else None)
+    rices = Rices(tiny_model, pool, load, tmp_path, "clips")
+    assert not np.allclose(rices.features[0], rices.features[1])   # one video, two windows, two features
+    query = loader.load(clip, "video", (6.0, 9.0))
+    assert [q.uid for q in rices.nearest(query, 1)] == ["late"]
+    assert [q.uid for q in rices.nearest(loader.load(clip, "video", (0.0, 3.0)), 1)] == ["early"]

@@ -1,4 +1,4 @@
-"""eval.runner on the ranked kinds (HatefulMemes, NextQA, STAR, VisDial) and a video QA task.
+"""eval.runner on the ranked kinds (HatefulMemes, NextQA, STAR, VisDial, Kinetics, RareAct) and a video QA task.
 
 The data folders are the handmade annotation files of tests/data/evalsets in
 their published layout; the images and clips are stand-ins (real photos and
@@ -75,6 +75,19 @@ def data_dir(tmp_path_factory):
         _copy(EV / "msrvtt_qa_test_handmade.json", root / "msrvtt_qa" / name)
     _copy(DATA / "videos" / "bigbuckbunny.mp4", root / "msrvtt_qa" / "media" / "video9770.mp4")
     _copy(DATA / "videos" / "carphone_distorted.mp4", root / "msrvtt_qa" / "media" / "video9771.mp4")
+    # Kinetics-700: the handmade validate.csv; its rows relabelled "train" are the demo split
+    kin = (EV / "kinetics700_validate_handmade.csv").read_text()
+    (root / "kinetics").mkdir()
+    (root / "kinetics" / "validate.csv").write_text(kin)
+    (root / "kinetics" / "train.csv").write_text(kin.replace(",validate", ",train"))
+    for clip, video in (("0wR5jVB-WPk_000417_000427", "bikes.mp4"), ("--nQbRBEz2s_000104_000114", "carphone_pristine.mp4")):
+        _copy(DATA / "videos" / video, root / "kinetics" / "media" / f"{clip}.mp4")
+    # RareAct: the real rows (0-10 s windows), one stand-in clip per video
+    _copy(EV / "rareact_sample.csv", root / "rareact" / "rareact.csv")
+    vids = sorted({line.split(",")[1] for line in (EV / "rareact_sample.csv").read_text().splitlines()[1:]})
+    for i, vid in enumerate(vids):
+        clip = ("carphone_pristine.mp4", "carphone_distorted.mp4")[i % 2]
+        _copy(DATA / "videos" / clip, root / "rareact" / "media" / f"{vid}.mp4")
     return root
 
 
@@ -135,6 +148,42 @@ def test_video_vqa(model_tok, data_dir):
     recs = {q.uid: q.record for q in data.queries}
     assert t["metrics"]["accuracy"] == pytest.approx(
         100 * sum(metrics.vqa_accuracy(v["output"], recs[u]["answers"]) for u, v in t["predictions"].items()) / 3)
+
+
+def test_kinetics_class_names_ranked(model_tok, data_dir):
+    model, tok = model_tok
+    data = load_task(TASKS["kinetics"], data_dir)
+    assert data.classes == ["abseiling", "air drumming"] and len(data.queries) == len(data.demos) == 2
+    assert {q.split for q in data.queries} == {"validate"} and {d.split for d in data.demos} == {"train"}
+    res = evaluate_task(model, tok, data, Options(**OPTS))
+    for k in (0, 1):
+        t = _trial(res, k)
+        assert t["n"] == 2 and all(len(v["output"]) == 2 for v in t["predictions"].values())
+        recs = {q.uid: q.record for q in data.queries}
+        right = [data.classes[max(range(2), key=v["output"].__getitem__)] == recs[u]["class_name"]
+                 for u, v in t["predictions"].items()]
+        assert t["metrics"] == {"top-1": pytest.approx(100 * sum(right) / 2), "top-5": 100.0}
+    shown = _trial(res, 1)["predictions"]["0wR5jVB-WPk_000417_000427"]["demos"]
+    assert len(shown) == 1 and shown[0] in {d.uid for d in data.demos}
+
+
+def test_rareact_mwap_zero_shot_only(model_tok, data_dir):
+    model, tok = model_tok
+    data = load_task(TASKS["rareact"], data_dir)
+    assert data.demos == [] and data.classes == ["shake tree", "shake table", "shake potato", "shake hair",
+                                                 "shake lemon", "measure hair", "shake clothe"]   # ids 18..62
+    res = evaluate_task(model, tok, data, Options(**dict(OPTS, candidate_batch=64)))
+    assert list(res["shots"]) == ["0"] and res["skipped_shots"] == {"1": "RareAct has no train split: zero-shot only"}
+    t = _trial(res, 0)
+    out = {u: v["output"] for u, v in t["predictions"].items()}
+    assert t["n"] == 9 and all(len(s) == 7 for s in out.values())
+    assert out["muo-CLmYN10/256"] == out["muo-CLmYN10/257"] == out["muo-CLmYN10/258"]   # the same clip
+    recs = {q.uid: q.record for q in data.queries}
+    ids = [18, 19, 27, 36, 46, 52, 62]
+    assert t["metrics"]["mWAP"] == pytest.approx(100 * metrics.rareact_mwap(
+        [recs[u] for u in out], [dict(zip(ids, s)) for s in out.values()]))
+    with pytest.raises(ValueError, match="rareact: RareAct has no train split, so it runs zero-shot only"):
+        evaluate_task(model, tok, data, Options(**dict(OPTS, shots=[4])))
 
 
 def test_clip_window_frames():
