@@ -7,7 +7,7 @@
     media.py      images / videos (1 FPS) preprocessed as in training
     scoring.py    generation batches; candidate ranking on copies of the prompt's KV cache
     runner.py     one task x shots x trials: prompts, model calls, gathered outputs, metrics
-    metrics.py    CIDEr-D / BLEU-4 (pycocoevalcap), VQA accuracy + normalisation, ROC-AUC, top-k, NDCG
+    metrics.py    CIDEr-D / BLEU-4 (pycocoevalcap), VQA accuracy + normalisation, ROC-AUC, top-k, NDCG, mWAP
     report.py     results.json, results.md
     checkpoints.py  the model rebuilt from a run directory or checkpoint file
     sample.py     the bundled evaluation sample for `make eval`

@@ -104,6 +104,8 @@ def main(argv=None) -> int:
             head = ", ".join(f"{k}-shot " + " ".join(f"{m}={s['mean']:.2f}" for m, s in c["summary"].items())
                              for k, c in res["shots"].items())
             print(f"{data.task.name}: {len(data.queries)} queries ({res['seconds']} s): {head}", file=sys.stderr)
+            for k, why in res.get("skipped_shots", {}).items():
+                print(f"{data.task.name}: {k} shots not run: {why}", file=sys.stderr)
             if res["dropped"]:
                 print(f"{data.task.name}: dropped {json.dumps(res['dropped'])}", file=sys.stderr)
     results["seconds"] = round(time.perf_counter() - t_all, 2)

@@ -6,7 +6,7 @@ crop, the vision encoder's mean / std). Videos: pipeline.video_frames at
 evenly spread (train.data.even_indices, as the trainer picks them), each
 through load_image: [F, 3, H, W]. Decoded tensors are kept in a small LRU,
 since the same demonstrations recur across queries and trials. A record with
-``start`` / ``end`` (iVQA, YouCook2, STAR) is sampled inside that window only.
+``start`` / ``end`` (iVQA, YouCook2, STAR, RareAct) is sampled inside that window only.
 """
 from __future__ import annotations
 

@@ -13,6 +13,7 @@ import pytest
 import torch
 
 from eval import metrics
+from eval.report import markdown
 from eval.runner import Options, evaluate_task
 from eval.tasks import TASKS, load_task
 from model.build import build_flamingo
@@ -182,6 +183,9 @@ def test_rareact_mwap_zero_shot_only(model_tok, data_dir):
     ids = [18, 19, 27, 36, 46, 52, 62]
     assert t["metrics"]["mWAP"] == pytest.approx(100 * metrics.rareact_mwap(
         [recs[u] for u in out], [dict(zip(ids, s)) for s in out.values()]))
+    md = markdown({"checkpoint": "ckpt", "options": {"demos": "random", "trials": 1}, "tasks": {"rareact": res}})
+    assert f"| 0 | {t['metrics']['mWAP']:.1f} |" in md and "| shots | RareAct (mWAP) |" in md
+    assert "- rareact: 1 shots: RareAct has no train split: zero-shot only" in md
     with pytest.raises(ValueError, match="rareact: RareAct has no train split, so it runs zero-shot only"):
         evaluate_task(model, tok, data, Options(**dict(OPTS, shots=[4])))
 
