@@ -92,7 +92,9 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     for option, value, low in (("--workers", args.workers, 0), ("--image-threshold", args.image_threshold, 0),
                                ("--video-frame-threshold", args.video_frame_threshold, 0),
-                               ("--ngram", args.ngram, 1)):
+                               ("--ngram", args.ngram, 1),
+                               ("--image-crop-threshold", 0 if args.image_crop_threshold is None
+                                else args.image_crop_threshold, 0)):
         if value < low:
             ap.error(f"{option} {value}: expected an integer >= {low}")
     try:

@@ -28,3 +28,11 @@ def test_cli_default_uses_all_cores_same_file(eval_dirs, tmp_path, capsys):
     assert main(["--eval", arg, "--allow-missing-media", "--workers", "1", "--out", str(tmp_path / "b.npz")]) == 0
     assert (tmp_path / "a.npz").read_bytes() == (tmp_path / "b.npz").read_bytes()
     assert "hashed 3/3 media files" in capsys.readouterr().err
+
+
+def test_negative_crop_threshold_is_refused(tmp_path, capsys):
+    import pytest
+    with pytest.raises(SystemExit) as e:
+        main(["--eval", "coco_captions=x.json:y", "--image-crop-threshold", "-1", "--out", str(tmp_path / "a.npz")])
+    assert e.value.code == 2
+    assert "--image-crop-threshold -1: expected an integer >= 0" in capsys.readouterr().err
