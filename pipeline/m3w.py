@@ -33,6 +33,7 @@ from apache_beam.io.filesystems import FileSystems
 from dedup.apply import match_record
 from dedup.corpus import FrequentImages, NearDupDocs
 from dedup.index import EvalIndex
+from shards.schema import STAND_IN
 from shards.writer import write_bytes_atomic
 
 from . import dropped
@@ -216,9 +217,13 @@ def build_m3w(p, inputs, out_dir, fcfg, ecfg, icfg, fetch_cfg, run_id, samples_p
                      | "ProcessImages" >> beam.ParDo(ProcessImages(icfg, progress_dir).keeping(keep)))
     side = {}
     if dcfg.max_docs_per_image > 0:
+        # A marked stand-in (the bundled sample's photo in place of a page's
+        # lost image) is not counted: its hash is the stand-in's, and the
+        # sample reuses 23 photos across 89 pages.
         frequent = (image_results
                     | "ImageHashDocs" >> beam.FlatMap(
-                        lambda kv: [(kv[1][1]["phash"], kv[0])] if kv[1][1]["ok"] else [])
+                        lambda kv: [(kv[1][1]["phash"], kv[0])]
+                        if kv[1][1]["ok"] and not kv[1][1].get(STAND_IN) else [])
                     | "FrequentImages" >> FrequentImages(dcfg.max_docs_per_image))
         side["frequent"] = beam.pvalue.AsList(frequent)
     if dcfg.index:
