@@ -14,24 +14,38 @@ so Pillow stays the judge of every drop reason.
 Drop reasons: empty, corrupt, truncated, decompression_bomb, too_small,
 bad_aspect_ratio, unsupported_format, resize_failed. Animated images keep their
 first frame and are flagged (`animated=True`) so the job can count them.
+
+img2dataset's resizer module is loaded on first need (`_i2d`), and only it:
+`import img2dataset` runs the package's __init__, which imports img2dataset.main
+and with it wandb, pyarrow and fsspec (~1.2 s of CPU), and resizer.py itself
+imports albumentations (~1.3 s). Only the border and center_crop modes call its
+Resizer; the other modes are its exact steps done here (see _resize_and_encode),
+and the mode names are checked against pipeline.cli.RESIZE_MODES (which
+tests/pipeline/test_cli.py holds equal to img2dataset's ResizeMode). So a worker
+process resizing in keep_ratio_largest mode imports neither, and one that does need
+the Resizer loads resizer.py from img2dataset's installed package directory without
+the package __init__ (its only imports are albumentations, cv2, numpy and the
+standard library), registered under its own name so a later `import img2dataset`
+shares the same module.
 """
 from __future__ import annotations
 
+import importlib.util
 import io
 import logging
 import os
+import sys
 import threading
 from dataclasses import dataclass
 from functools import lru_cache
 
-os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")  # no network call at import
+import cv2
+import numpy as np
+from PIL import Image, ImageFile, UnidentifiedImageError
 
-import cv2  # noqa: E402
-import numpy as np  # noqa: E402
-from img2dataset import resizer as _i2d_resizer  # noqa: E402
-from PIL import Image, ImageFile, UnidentifiedImageError  # noqa: E402
+from dedup.fingerprints import BadOrientation, normalize_image, phash64, sha256_hex
 
-from dedup.fingerprints import BadOrientation, normalize_image, phash64, sha256_hex  # noqa: E402
+from .cli import RESIZE_MODES
 
 log = logging.getLogger(__name__)
 
@@ -53,9 +67,8 @@ class ImageConfig:
 
     def __post_init__(self):
         # A bad mode is a config error, not a property of some image: fail loudly.
-        if self.resize_mode not in _i2d_resizer.ResizeMode.__members__:
-            raise ValueError(f"resize_mode {self.resize_mode!r}: not one of "
-                             f"{sorted(_i2d_resizer.ResizeMode.__members__)}")
+        if self.resize_mode not in RESIZE_MODES:
+            raise ValueError(f"resize_mode {self.resize_mode!r}: not one of {sorted(RESIZE_MODES)}")
 
 
 @dataclass
@@ -89,12 +102,39 @@ class _ImageDrop(Exception):
 # a no-op only on threads that are inside `_resize_with_resizer` here; every other
 # caller keeps img2dataset's behaviour.
 _OURS = threading.local()
-_OriginalSuppress = _i2d_resizer.SuppressStdoutStderr
+_I2D_RESIZER = "img2dataset.resizer"
+
+
+@lru_cache(maxsize=1)
+def _i2d():
+    """img2dataset.resizer (see the module docstring), its stdout swap replaced."""
+    os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")  # no network call at import
+    mod = sys.modules.get(_I2D_RESIZER)
+    if mod is None and "img2dataset" in sys.modules:
+        mod = importlib.import_module(_I2D_RESIZER)
+    if mod is None:
+        pkg = importlib.util.find_spec("img2dataset")  # a top-level name: finds, runs nothing
+        spec = importlib.util.spec_from_file_location(
+            _I2D_RESIZER, os.path.join(os.path.dirname(pkg.origin), "resizer.py"))
+        mod = importlib.util.module_from_spec(spec)
+        sys.modules[_I2D_RESIZER] = mod
+        try:
+            spec.loader.exec_module(mod)
+        except BaseException:
+            del sys.modules[_I2D_RESIZER]
+            raise
+    if not isinstance(mod.SuppressStdoutStderr, type) or not issubclass(
+            mod.SuppressStdoutStderr, _SuppressUnlessOurs):
+        mod.SuppressStdoutStderr = type("SuppressStdoutStderr", (_SuppressUnlessOurs,),
+                                        {"original": mod.SuppressStdoutStderr})
+    return mod
 
 
 class _SuppressUnlessOurs:
+    original = None  # img2dataset's SuppressStdoutStderr, set by _i2d
+
     def __init__(self):
-        self._inner = None if getattr(_OURS, "active", False) else _OriginalSuppress()
+        self._inner = None if getattr(_OURS, "active", False) else self.original()
 
     def __enter__(self):
         if self._inner is not None:
@@ -105,15 +145,12 @@ class _SuppressUnlessOurs:
             self._inner.__exit__(*exc)
 
 
-if _i2d_resizer.SuppressStdoutStderr is _OriginalSuppress:
-    _i2d_resizer.SuppressStdoutStderr = _SuppressUnlessOurs
-
 
 @lru_cache(maxsize=16)
-def _resizer(cfg: ImageConfig) -> _i2d_resizer.Resizer:
+def _resizer(cfg: ImageConfig):
     # Size and aspect checks happen here, on the header, before decoding; the
     # Resizer only resizes and encodes.
-    return _i2d_resizer.Resizer(
+    return _i2d().Resizer(
         image_size=cfg.image_size,
         resize_mode=cfg.resize_mode,
         resize_only_if_bigger=cfg.resize_only_if_bigger,

@@ -8,19 +8,30 @@ presence means its shard is complete.  A rerun over the same input finds the
 sidecar, checks the shard's recorded digest of sample keys, and skips it.
 
 All I/O goes through Beam's FileSystems, so output can be local, gs:// or s3://.
+
+Tars are written by webdataset's TarWriter, loaded by :func:`_tar_writer` from
+webdataset's writer.py (and the one sibling it imports, gopen.py) without running
+the package's __init__: that __init__ imports its whole dataset API and through it
+torch (~3 s of CPU in every Beam worker process that writes a shard), while the
+writer needs only the standard library and numpy. They are loaded under a private
+package name, so an ordinary ``import webdataset`` elsewhere is untouched; where
+webdataset is already imported, its own TarWriter is used. Same code, same bytes.
 """
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import io
 import json
 import logging
+import os
 import re
+import sys
 import uuid
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Iterable
 
-import webdataset as wds
 from apache_beam.io.filesystems import FileSystems
 
 from .schema import shard_name, validate_sample
@@ -30,6 +41,33 @@ log = logging.getLogger(__name__)
 MANIFEST = "manifest.json"
 STATS_SUFFIX = "_stats.json"
 _MTIME = 946684800  # 2000-01-01: fixed so a shard's bytes depend on content only
+
+
+_WDS_PRIVATE = "shards._webdataset"
+
+
+@lru_cache(maxsize=1)
+def _tar_writer():
+    """webdataset's TarWriter class (see the module docstring)."""
+    if "webdataset" in sys.modules:
+        return sys.modules["webdataset"].TarWriter
+    name = _WDS_PRIVATE + ".writer"
+    if name not in sys.modules:
+        found = importlib.util.find_spec("webdataset")  # a top-level name: finds, runs nothing
+        pkg_dir = os.path.dirname(found.origin)
+        # the package, its __init__ not run: just a __path__ for `from . import gopen`
+        pkg = importlib.util.module_from_spec(importlib.util.spec_from_file_location(
+            _WDS_PRIVATE, found.origin, submodule_search_locations=[pkg_dir]))
+        sys.modules[_WDS_PRIVATE] = pkg
+        spec = importlib.util.spec_from_file_location(name, os.path.join(pkg_dir, "writer.py"))
+        mod = importlib.util.module_from_spec(spec)
+        sys.modules[name] = mod
+        try:
+            spec.loader.exec_module(mod)
+        except BaseException:
+            del sys.modules[name]
+            raise
+    return sys.modules[name].TarWriter
 
 
 def dumps(obj) -> bytes:
@@ -142,7 +180,7 @@ def write_shard(out_dir: str, kind: str, index: int, samples: list[dict],
             hw = _HashingWriter(raw)
             buf = io.BufferedWriter(hw, buffer_size=1 << 20)
             # webdataset's writer with a fixed mtime gives reproducible tars.
-            tw = wds.TarWriter(buf, encoder=False, mtime=_MTIME, mode=0o444)
+            tw = _tar_writer()(buf, encoder=False, mtime=_MTIME, mode=0o444)
             for s in samples:
                 tw.write(encode_sample(s))
             tw.tarstream.close()  # TarWriter.close() would also close our stream

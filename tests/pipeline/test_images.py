@@ -454,3 +454,36 @@ def test_drafted_fast_decode_equals_pillows_draft(size, monkeypatch):
             pillow_path(m)
             assert fast == process_image(buf.getvalue(), cfg)
         assert fast.ok and (fast.original_width, fast.original_height) == size
+
+
+_FRESH = r"""
+import hashlib, json, sys
+from pathlib import Path
+from pipeline.images import ImageConfig, process_image
+data = Path(sys.argv[1]).read_bytes()
+seen = {}
+for mode in ("keep_ratio_largest", "border", "center_crop"):
+    r = process_image(data, ImageConfig(resize_mode=mode))
+    seen[mode] = [r.sha256, sorted(m for m in ("img2dataset", "img2dataset.resizer",
+                                               "albumentations", "wandb") if m in sys.modules)]
+print(json.dumps(seen))
+"""
+
+
+def test_a_fresh_process_loads_img2dataset_s_resizer_only_when_a_mode_needs_it():
+    """keep_ratio_largest imports neither img2dataset's package (wandb) nor its
+    resizer (albumentations); border/center_crop load resizer.py alone, and give the
+    same bytes as img2dataset's Resizer imported the ordinary way (this process)."""
+    import json
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[2]
+    out = subprocess.run([sys.executable, "-c", _FRESH, str(IMAGES / "chelsea.png")], cwd=root,
+                         capture_output=True, text=True, check=True,
+                         env={**os.environ, "PYTHONPATH": str(root)}).stdout
+    seen = json.loads(out.splitlines()[-1])
+    assert seen["keep_ratio_largest"][1] == []
+    assert seen["border"][1] == seen["center_crop"][1] == ["albumentations", "img2dataset.resizer"]
+    for mode in seen:
+        assert seen[mode][0] == process_image(raw("chelsea.png"), ImageConfig(resize_mode=mode)).sha256

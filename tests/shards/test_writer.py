@@ -95,3 +95,34 @@ def test_rerun_with_fewer_shards_removes_the_old_ones_and_validate_names_leftove
     from shards.validate import main
 
     assert main([str(tmp_path)]) == 1
+
+
+_FRESH = r"""
+import json, pickle, sys
+from shards.writer import write_shard
+with open(sys.argv[2], "rb") as f:
+    samples = pickle.load(f)
+info = write_shard(sys.argv[1], "m3w", 0, samples, run_id="r")
+print(json.dumps([info.sha256, sorted(m for m in ("webdataset", "torch") if m in sys.modules)]))
+"""
+
+
+def test_a_fresh_process_writes_the_same_bytes_without_importing_webdataset_or_torch(tmp_path):
+    """shards.writer loads webdataset's writer.py alone: no package __init__, no torch;
+    the tar is byte for byte what webdataset's own TarWriter (imported here) writes."""
+    import pickle
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    fresh, here = tmp_path / "fresh", tmp_path / "here"
+    fresh.mkdir(), here.mkdir()
+    (tmp_path / "samples.pkl").write_bytes(pickle.dumps(_samples(5)))
+    out = subprocess.run([sys.executable, "-c", _FRESH, str(fresh), str(tmp_path / "samples.pkl")], cwd=root, capture_output=True,
+                         text=True, check=True, env={**os.environ, "PYTHONPATH": str(root)}).stdout
+    sha, imported = json.loads(out.splitlines()[-1])
+    assert imported == []
+    assert "webdataset" in sys.modules  # so this process wrote with webdataset's own TarWriter
+    assert sha == write_shard(str(here), "m3w", 0, _samples(5), run_id="r").sha256
+    assert (fresh / "m3w-000000.tar").read_bytes() == (here / "m3w-000000.tar").read_bytes()
