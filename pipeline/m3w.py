@@ -4,13 +4,21 @@
 
 Graph (each step a named transform; drops counted by reason in Beam Metrics):
 
-    ReadInputs ─┬─ pages ─ ExtractDocuments ─ DedupByKey ─┬──────────────── docs ─┐
-                └─ media (archived images) ─┐             └ ImageRequests ┐      │
-                                            └──── ResolveMedia (join by URL) ─┤  │
-                      archived → ProcessImages;  missing → media cache / FetchByHost → ProcessImages
-                                                            image results ─ JoinDocs
+    ReadInputs (files → byte-range splits of big per-record gzip WARCs, spread
+    over the workers; each split read where it lands, fused with ExtractDocuments)
+      ─┬─ pages ─ ExtractDocuments ─ DedupByKey ─ DropNearDuplicates ─┬──────── docs ─┐
+       └─ media: (URL, where the record is), not its bytes ┐          └ ImageRequests ┐ │
+                                   JoinMediaByURL ─ ResolveMedia ──────────────────────┤ │
+           archived → ArchivedBytes (read again) → ProcessImages;                      │ │
+           missing → media cache / FetchByHost → ProcessImages                         │ │
+                                                     image results ─ JoinDocsAndImages ┘
                                    AssembleSamples ─ AssignShards ─ WriteShards
     driver: manifest.json, stats.json, funnel.png, summary
+
+Page HTML never leaves the stage that reads it; what crosses a shuffle is the
+candidate document (text and image references), media pointers and image
+results.  DropNearDuplicates hashes each distinct text once (exact duplicates
+are grouped first) and runs MinHash only on the first document of each text.
 """
 from __future__ import annotations
 
@@ -20,10 +28,12 @@ if __name__ == "__main__":  # flags checked before Beam is imported: --help and 
     precheck("m3w")
 
 import argparse
+import hashlib
 import json
 import logging
 import os
 import sys
+import zlib
 from dataclasses import dataclass
 
 import apache_beam as beam
@@ -47,7 +57,7 @@ from .images import ImageConfig
 from .options import as_json, dataclass_from_args
 from .media import FetchMedia, ProcessImages, ResolveMedia, fetch_outcome, noai
 from .jobs import (CountingDoFn, drive, quiet_beam_logging)
-from .read import ReadInputs, expand_globs
+from .read import ReadInputs, expand_globs, read_record_at
 from .write import AssignAndWriteShards
 
 log = logging.getLogger("pipeline.m3w")
@@ -70,7 +80,8 @@ class ExtractDocuments(CountingDoFn):
         if rec.is_media:
             if rec.content_type.startswith("image/"):
                 self.counts.inc("archived_images")
-                yield beam.pvalue.TaggedOutput(self.MEDIA, (media_key(rec.url), (rec.body, rec.headers)))
+                yield beam.pvalue.TaggedOutput(self.MEDIA, (media_key(rec.url),
+                                                            (archived_ref(rec), rec.headers)))
             return
         self.counts.inc("pages")
         src = {"file": rec.source, "offset": rec.offset}
@@ -98,6 +109,50 @@ class ExtractDocuments(CountingDoFn):
         for doc in out.values():
             self.counts.inc("candidate_documents")
             yield doc
+
+
+def archived_ref(rec) -> tuple:
+    """What travels through the media join for an archived image: where to read
+    it again (seekable WARCs: no image bytes held by the join), or the bytes
+    (whole-file-compressed inputs); size and crc32 check the re-read."""
+    size, crc = len(rec.body), zlib.crc32(rec.body)
+    if rec.seekable:
+        return ("at", size, crc, rec.source, rec.offset)
+    return ("bytes", size, crc, rec.body)
+
+
+class ArchivedBytes(CountingDoFn):
+    """ResolveMedia's archived payloads, the image bytes read again from their
+    WARC record (:func:`archived_ref`); a record that cannot be read back as it
+    was is a failed image (``archived_unreadable``), counted."""
+
+    def __init__(self, progress_dir=None):
+        self.progress_dir = progress_dir
+
+    def process(self, element):
+        url, refs, failed, payload = element
+        if payload is None:
+            yield element
+            return
+        ref = payload[0]
+        body = ref[3] if ref[0] == "bytes" else _read_again(ref)
+        if body is None or len(body) != ref[1] or zlib.crc32(body) != ref[2]:
+            self.counts.inc("images_archived_unreadable")
+            log.warning("%s: archived image at %s@%s could not be read again", url, ref[3],
+                        ref[4] if len(ref) > 4 else "")
+            yield url, refs, {"ok": False, "reason": "archived_unreadable"}, None
+            return
+        yield url, refs, None, (body, *payload[1:])
+
+
+def _read_again(ref) -> bytes | None:
+    _, _, _, source, offset = ref
+    try:
+        rec = read_record_at(source, offset)
+    except Exception as e:  # the file went away or changed under the job
+        log.warning("%s@%d: %s: %s", source, offset, type(e).__name__, e)
+        return None
+    return None if rec is None else rec.body
 
 
 def _first_by_source(docs):
@@ -202,7 +257,7 @@ def build_m3w(p, inputs, out_dir, fcfg, ecfg, icfg, fetch_cfg, run_id, samples_p
                 | "JoinMediaByURL" >> beam.CoGroupByKey()
                 | "ResolveMedia" >> beam.ParDo(ResolveMedia(progress_dir)).with_outputs(
                     ResolveMedia.FETCH, main="ready"))
-    to_process = [resolved.ready]
+    to_process = [resolved.ready | "ArchivedBytes" >> beam.ParDo(ArchivedBytes(progress_dir))]
     if fetch:
         fetched = (resolved[ResolveMedia.FETCH]
                    | "FetchByHost" >> FetchMedia(fetch_cfg, NS, media_cache, progress_dir)
@@ -265,16 +320,44 @@ class DropNearDuplicateDocs(beam.PTransform):
         self.threshold, self.progress_dir, self.keep = threshold, progress_dir, keep
 
     def expand(self, docs):
-        dups = (docs
-                | "DocText" >> beam.Map(lambda kv: (kv[0], "\n".join(
-                    n["text"] for n in kv[1]["nodes"] if "text" in n)))
-                | "NearDupDocs" >> NearDupDocs(threshold=self.threshold)
+        # Exact duplicates first: of the documents with one text only the smallest
+        # key needs MinHash; the others are near-duplicates of it by definition
+        # (Jaccard 1 with identical signatures), so the keys marked are the same.
+        split = (docs
+                 | "DocText" >> beam.Map(lambda kv: (kv[0], "\n".join(
+                     n["text"] for n in kv[1]["nodes"] if "text" in n)))
+                 | "TextHash" >> beam.Map(lambda kt: (hashlib.sha1(kt[1].encode()).digest(), kt))
+                 | "GroupByText" >> beam.GroupByKey()
+                 | "ExactDuplicates" >> beam.FlatMap(_split_exact_duplicates).with_outputs(
+                     "exact", main="first"))
+        near = split.first | "NearDupDocs" >> NearDupDocs(threshold=self.threshold)
+        dups = ((split.exact, near) | "AllDups" >> beam.Flatten()
                 | "MarkDup" >> beam.Map(lambda k: (k, True)))
         kept = ({"doc": docs, "dup": dups}
                 | "JoinDupMarks" >> beam.CoGroupByKey()
                 | "KeepFirst" >> beam.ParDo(_KeepUnmarked(self.progress_dir).keeping(self.keep))
                 .with_outputs(dropped.DROPPED, main="docs"))
         return kept.docs, kept[dropped.DROPPED]
+
+
+def _split_exact_duplicates(element):
+    """(text hash, [(key, text)]) → (key, text) of the smallest key of each text
+    (main), the other keys (``exact``).  Texts without words are passed on
+    whole: MinHash skips them, so they are nobody's duplicate."""
+    from dedup.fingerprints import normalize_words
+
+    by_text: dict[str, list[str]] = {}
+    for key, text in element[1]:
+        by_text.setdefault(text, []).append(key)
+    for text, keys in sorted(by_text.items()):
+        keys.sort()
+        if len(keys) == 1 or not normalize_words(text):
+            for k in keys:
+                yield k, text
+            continue
+        yield keys[0], text
+        for k in keys[1:]:
+            yield beam.pvalue.TaggedOutput("exact", k)
 
 
 class _KeepUnmarked(CountingDoFn):

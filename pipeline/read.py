@@ -56,6 +56,10 @@ class Record:
     source: str = ""              # input file
     offset: int = 0               # byte offset of the record (line number for JSONL)
     headers: dict = field(default_factory=dict)
+    # The record can be read again from (source, offset) without reading the
+    # file from its start (plain or per-record gzip WARCs): archived media then
+    # travel through the job as that pointer, not as their bytes.
+    seekable: bool = False
 
     @property
     def is_html(self) -> bool:
@@ -330,7 +334,8 @@ def _resume_magic(container: str, fh) -> tuple[bytes, int]:
     return _ARC_MAGIC, 1
 
 
-def iter_warc(path: str, counts: Counts | None = None) -> Iterator[Record]:
+def iter_warc(path: str, counts: Counts | None = None, start: int = 0,
+              end: int | None = None) -> Iterator[Record]:
     """HTML and media responses from one WARC or ARC file.
 
     The container is told from the file's first bytes, not its name: gzip per
@@ -341,6 +346,11 @@ def iter_warc(path: str, counts: Counts | None = None) -> Iterator[Record]:
     A record that fails to parse or ends early is counted as
     ``read_drop_malformed_record`` / ``read_drop_truncated_record`` and reading
     resumes at the next record.
+
+    ``start``/``end``: one split of a per-record gzip file (:func:`plan_splits`):
+    the records from the first gzip member at or after ``start`` up to, not
+    including, the first one at or after ``end``; the splits of a file together
+    give its records exactly once.
     """
     counts = counts if counts is not None else Counts("m3w")
     with FileSystems.open(path, compression_type="uncompressed") as raw:
@@ -349,24 +359,114 @@ def iter_warc(path: str, counts: Counts | None = None) -> Iterator[Record]:
             raise InputError("read_drop_unsupported_compression",
                              f"{path}: {container}-compressed archive is not supported; "
                              "decompress it or recompress it with gzip, bz2, xz or zstd")
+        if (start or end is not None) and container != "gzip-members":
+            raise ValueError(f"{path}: only per-record gzip WARCs are read in splits")
         fh = open_archive(raw, container)
         if container not in ("plain", "gzip-members"):
             counts.inc("read_files_stream_compressed")
             log.info("%s: whole file %s-compressed; reading it as one stream", path, container)
-        yield from _iter_archive(fh, path, container, counts)
+        if start:
+            start = sync_member(fh, start)
+            if start is None:
+                return
+        stop = None if end is None else _Boundary(fh, end)
+        yield from _iter_archive(fh, path, container, counts, start, stop)
 
 
-def _iter_archive(fh, path: str, container: str, counts: Counts) -> Iterator[Record]:
+# ---------------------------------------------------------------- splits
+
+# Per-record gzip WARCs larger than this are read in splits of about this
+# many bytes, so the pages of one big file spread over all workers.
+SPLIT_BYTES = 16 << 20
+
+
+def plan_splits(path: str, split_bytes: int = SPLIT_BYTES) -> list[tuple[str, int, int | None]]:
+    """``(path, start, end)`` byte ranges that :func:`iter_records` reads; one
+    range (0, None) for a file that is small, not a WARC, or not gzipped per
+    record (a whole-file stream cannot be entered in the middle)."""
+    whole = [(path, 0, None)]
+    try:
+        if split_bytes <= 0 or input_format(path) != "warc":
+            return whole
+        size = FileSystems.match([path])[0].metadata_list[0].size_in_bytes
+        if size <= split_bytes * 1.5:
+            return whole
+        with FileSystems.open(path, compression_type="uncompressed") as raw:
+            if sniff_container(raw) != "gzip-members":
+                return whole
+    except Exception:  # the reader reports an unreadable file, by reason
+        return whole
+    n = max(1, round(size / split_bytes))
+    step = -(-size // n)
+    return [(path, i * step, (i + 1) * step if i < n - 1 else None) for i in range(n)]
+
+
+def _is_record_member(fh, pos: int, cap: int = 1 << 27) -> bool:
+    """Whether a whole gzip member (CRC checked) holding a WARC record starts at ``pos``."""
+    fh.seek(pos)
+    d = zlib.decompressobj(31)
+    head, total = b"", 0
+    while not d.eof:
+        block = fh.read(1 << 16)
+        if not block:
+            return False
+        try:
+            out = d.decompress(block)
+        except zlib.error:
+            return False
+        if len(head) < 8:
+            head += out[:8]
+            if len(head) >= 5 and not head.startswith(_WARC_MAGIC[:len(head)]):
+                return False
+        total += len(out)
+        if total > cap:
+            return head.startswith(_WARC_MAGIC)
+    return head.startswith(_WARC_MAGIC)
+
+
+def sync_member(fh, pos: int) -> int | None:
+    """The first offset at or after ``pos`` where a gzip member holding a
+    whole WARC record starts (None: none before the end of the file)."""
+    while True:
+        m = _next_member(fh, pos, _GZIP_MAGIC)
+        if m is None:
+            return None
+        if _is_record_member(fh, m):
+            return m
+        pos = m + 1
+
+
+class _Boundary:
+    """Where a split ends: the first record member at or after ``end``
+    (found once, when reading first gets there)."""
+
+    def __init__(self, fh, end: int):
+        self.fh, self.end = fh, end
+        self._at = ...
+
+    def reached(self, offset: int) -> bool:
+        if offset < self.end:
+            return False
+        if self._at is ...:
+            here = self.fh.tell()
+            self._at = sync_member(self.fh, self.end)
+            self.fh.seek(here)
+        return self._at is None or offset >= self._at
+
+
+def _iter_archive(fh, path: str, container: str, counts: Counts, start: int = 0,
+                  stop: _Boundary | None = None) -> Iterator[Record]:
     from warcio.archiveiterator import ArchiveIterator
 
     magic, lead = _resume_magic(container, fh)
-    start = 0
     while start is not None:
+        if stop is not None and stop.reached(start):
+            return
         fh.seek(start)
         # arc2warc: ARC headers become WARC ones (WARC-Target-URI, WARC-Date, ...)
         it = ArchiveIterator(fh, check_digests=True, arc2warc=True)
         it.INC_RECORD = ""  # warcio prints its own warning to stderr; we count instead
-        last = start
+        last, last_end = start, None
         pending: Record | None = None  # held back until the next record proves it whole
         errs = 0
 
@@ -393,22 +493,33 @@ def _iter_archive(fh, path: str, container: str, counts: Counts) -> Iterator[Rec
                 keep = rec.rec_type in ("response", "resource")
                 body = _raw_body(rec) if keep else b""  # before the offset: that reads to the end
                 truncated = getattr(rec.raw_stream, "limit", 0) > 0
-                offset = it.get_record_offset() + start
-                last = offset
+                offset = it.get_record_offset()  # absolute: warcio starts from fh.tell()
+                if stop is not None and stop.reached(offset):
+                    return  # the next split's first record
+                last, last_end = offset, offset + it.get_record_length()
                 if keep:
                     pending = _kept_record(rec, body, truncated, path, offset, counts)
+                    if pending is not None:
+                        pending.seekable = container in ("plain", "gzip-members")
             done = release()
             if done is not None:
                 yield done
-            start = None
+            # warcio ends early at a gzip member cut short in the middle of the
+            # file: go on at the next whole record member, if there is one
+            start = sync_member(fh, last + 1) if container == "gzip-members" else None
         except Exception as e:  # warcio raises many types on damaged input
             if pending is not None:
                 errs = -1  # the record before a parse failure is not trusted
                 release()
+            if stop is not None and last_end is not None and stop.reached(last_end):
+                return  # the broken record is the next split's first: it counts it
             counts.inc("read_drop_malformed_record")
             log.warning("%s@%d: malformed WARC record (%s: %s); resuming at the next record",
                         path, last, type(e).__name__, str(e)[:200])
-            nxt = _next_member(fh, last + 1, magic)
+            # per-record gzip: the next whole record member, as a split starts at
+            # (a gzip magic inside damaged data is not taken for a record)
+            nxt = (sync_member(fh, last + 1) if container == "gzip-members"
+                   else _next_member(fh, last + 1, magic))
             start = None if nxt is None else nxt + lead
 
 
@@ -559,25 +670,54 @@ def iter_jsonl(path: str, counts: Counts | None = None) -> Iterator[Record]:
                      charset="utf-8", source=path, offset=lineno)
 
 
-def iter_records(path: str, counts: Counts | None = None) -> Iterator[Record]:
+def iter_records(path: str, counts: Counts | None = None, start: int = 0,
+                 end: int | None = None) -> Iterator[Record]:
+    """The records of one input file, or of one split of it (:func:`plan_splits`)."""
     fmt = input_format(path)
     if fmt == "warc":
-        yield from iter_warc(path, counts)
+        yield from iter_warc(path, counts, start, end)
     elif fmt == "jsonl":
         yield from iter_jsonl(path, counts)
     else:
         yield from iter_html_file(path, counts)
 
 
+def read_record_at(path: str, offset: int) -> Record | None:
+    """The record at ``offset`` of a plain or per-record gzip WARC (a
+    :attr:`Record.seekable` record read again: archived media are carried
+    through the job as ``(source, offset)``); None if it is not there any more."""
+    counts = Counts("unused")
+    with FileSystems.open(path, compression_type="uncompressed") as raw:
+        container = sniff_container(raw)
+        if container not in ("plain", "gzip-members"):
+            return None
+        for rec in _iter_archive(raw, path, container, counts, offset, _OneRecord(offset)):
+            return rec if rec.offset == offset else None
+    return None
+
+
+class _OneRecord(_Boundary):
+    """Stop right after the record at ``offset``."""
+
+    def __init__(self, offset: int):
+        self.offset = offset
+
+    def reached(self, offset: int) -> bool:
+        return offset > self.offset
+
+
 class _ReadFile(CountingDoFn):
+    """(path, start, end) → the records of that split of the file."""
+
     def __init__(self, namespace: str, progress_dir: str | None):
         self.namespace = namespace
         self.progress_dir = progress_dir
 
-    def process(self, path: str):
+    def process(self, split):
+        path, start, end = split
         n = 0
         try:
-            for rec in iter_records(path, self.counts):
+            for rec in iter_records(path, self.counts, start, end):
                 n += 1
                 self.counts.inc("records_read")
                 yield rec
@@ -590,19 +730,26 @@ class _ReadFile(CountingDoFn):
 
 
 class ReadInputs(beam.PTransform):
-    """Globs → Records (HTML pages and archived media), spread across workers."""
+    """Globs → Records (HTML pages and archived media), spread across workers:
+    each big per-record gzip WARC is read in byte-range splits (plan_splits),
+    so even a single input file keeps every worker busy; the records are not
+    shuffled (the pages are processed where they are read)."""
 
     def __init__(self, patterns: list[str], namespace: str = "m3w",
-                 progress_dir: str | None = None):
+                 progress_dir: str | None = None, split_bytes: int = SPLIT_BYTES):
         super().__init__()
         self.patterns = list(patterns)
         self.namespace = namespace
         self.progress_dir = progress_dir
+        self.split_bytes = split_bytes
 
     def expand(self, pbegin):
         files = expand_globs(self.patterns)
         check_inputs(files)  # an input it cannot read is an error before the job starts
+        split_bytes = self.split_bytes
         return (pbegin
                 | "ListFiles" >> beam.Create(files)
                 | "SpreadFiles" >> beam.Reshuffle()
+                | "PlanSplits" >> beam.FlatMap(plan_splits, split_bytes)
+                | "SpreadSplits" >> beam.Reshuffle()
                 | "ReadRecords" >> beam.ParDo(_ReadFile(self.namespace, self.progress_dir)))

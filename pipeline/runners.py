@@ -29,7 +29,9 @@ It cannot run this project's jobs correctly; its translation here fixes:
    retry's result replaces the lost one). Only counters are collected
    (distributions and gauges are not).
 5. Shuffles use dask's task-based shuffle keyed by ``tokenize`` (stable across
-   processes), spread over more partitions than there are input files.
+   processes), spread over more partitions than there are input files; a
+   ``Reshuffle`` (Beam's: identity) repartitions its input over as many
+   partitions, so the splits of one big WARC are read by every worker.
 """
 from __future__ import annotations
 
@@ -290,7 +292,14 @@ class _Translator(PipelineVisitor):
                 bag = bag.repartition(npartitions=self.shuffle_partitions)
             grouped = bag.groupby(_first, shuffle="tasks")
             self._set(node, self._partitionwise("gbk", _grouped_part, grouped))
-        elif cls in (_GroupAlsoByWindow, _Reshuffle):   # global windows only: identity
+        elif cls is _Reshuffle:
+            # where a pipeline asks for its work to be spread (input files, WARC
+            # splits): over every partition, not left where it was made
+            bag = self.bags[ins[0]]
+            if bag.npartitions < self.shuffle_partitions:
+                bag = bag.repartition(npartitions=self.shuffle_partitions)
+            self._set(node, bag)
+        elif cls is _GroupAlsoByWindow:   # global windows only: identity
             self._set(node, self.bags[ins[0]])
         elif cls is _Read or not ins:
             raise NotImplementedError(

@@ -7,7 +7,8 @@ import pytest
 from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 
-from pipeline.read import InputError, ReadInputs, check_inputs, input_format, iter_records
+from pipeline.read import (InputError, ReadInputs, check_inputs, input_format, iter_records,
+                           plan_splits, read_record_at)
 
 from tests.data_paths import READABILITY, WARCS
 from tests.helpers.archives import recompress_whole, reencode_bodies, warc_to_arc
@@ -96,6 +97,55 @@ def test_read_inputs_transform_over_globs():
                 | beam.Map(lambda r: (r.url, r.source.rsplit("/", 1)[-1])))
         assert_that(urls, equal_to([("https://an.wikipedia.org/wiki/Escopete", "whirlwind.warc.gz"),
                                     ("http://www.iana.org/", "warcio-iana-chunked.warc")]))
+
+
+# ---------------------------------------------------------------- splits of one big WARC
+
+
+def _mixed_damaged(tmp_path):
+    """Real CC records, the real truncated record, a member cut in half, more real records."""
+    cc = (WARCS / "resiliparse-warcfile.warc.gz").read_bytes()
+    cut = (WARCS / "whirlwind.warc.gz").read_bytes()
+    path = tmp_path / "big.warc.gz"
+    path.write_bytes(cc + (WARCS / "resiliparse-clipped.warc.gz").read_bytes() + cc
+                     + cut[: len(cut) // 2] + cc + cut)
+    return str(path)
+
+
+def _read_split(path, split_bytes):
+    t, recs = Tally(), []
+    splits = plan_splits(path, split_bytes)
+    for f, start, end in splits:
+        recs += [(r.url, r.offset, r.body) for r in iter_records(f, t, start, end)]
+    return splits, recs, t.c
+
+
+@pytest.mark.parametrize("split_bytes", [2_000, 7_919, 20_000, 65_536, 200_000])
+def test_splits_of_a_damaged_warc_give_its_records_and_drops_exactly_once(tmp_path, split_bytes):
+    path = _mixed_damaged(tmp_path)
+    whole = Tally()
+    expected = [(r.url, r.offset, r.body) for r in iter_records(path, whole)]
+    assert len(expected) >= 32 and sum(whole.c.values()) >= 3  # damage is read past, counted
+    splits, got, counts = _read_split(path, split_bytes)
+    assert len(splits) >= 2
+    assert got == expected
+    # the same drops; a member cut short right at a split boundary may be told
+    # malformed (the split's first record) where the whole read says truncated
+    assert sum(counts.values()) == sum(whole.c.values())
+    assert counts["read_drop_digest_mismatch"] == whole.c["read_drop_digest_mismatch"]
+
+
+def test_small_or_stream_compressed_files_are_not_split(tmp_path, reference):
+    assert plan_splits(str(CC), 1 << 20) == [(str(CC), 0, None)]
+    whole = tmp_path / "whole.warc.gz"
+    recompress_whole(CC, whole, "gzip")
+    assert plan_splits(str(whole), 1000) == [(str(whole), 0, None)]
+
+
+def test_a_record_is_read_again_from_its_offset(reference):
+    again = read_record_at(str(CC), reference[5].offset)
+    assert (again.url, again.body, again.seekable) == (reference[5].url, reference[5].body, True)
+    assert read_record_at(str(CC), reference[5].offset + 1) is None
 
 
 # ---------------------------------------------------------------- ARC, whole-file compression, codings
