@@ -155,7 +155,7 @@ class TreeMonitor:
             for p in procs:
                 try:
                     t = p.cpu_times()
-                    self.cpu[p.pid] = t.user + t.system + t.children_user + t.children_system
+                    self.cpu[p.pid] = t.user + t.system  # children's own samples count theirs
                     rss += p.memory_info().rss
                 except psutil.Error:
                     pass
@@ -181,7 +181,9 @@ def run_measured(cmd: list[str], env=None, cwd=ROOT, log=None) -> dict:
     sampled = mon.stop()
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     waited = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    cpu = max(sampled, waited)  # rusage misses workers nobody waited for; samples miss last 0.2 s
+    # rusage counts every descendant that was waited for (all of them, for a job
+    # that ends cleanly); the samples cover any that were not, less their last 0.2 s
+    cpu = max(sampled, waited)
     return {"rc": rc, "wall": wall, "cpu": cpu, "cores": cpu / wall if wall else 0.0,
             "peak_rss": mon.peak_rss, "procs": mon.peak_procs}
 

@@ -245,31 +245,40 @@ def build_m3w(p, inputs, out_dir, fcfg, ecfg, icfg, fetch_cfg, run_id, samples_p
         ExtractDocuments(fcfg, ecfg, progress_dir).keeping(keep)).with_outputs(
             ExtractDocuments.MEDIA, dropped.DROPPED, main="docs")
     victims = [extracted[dropped.DROPPED]]
-    docs = (extracted.docs
-            | "KeyDocs" >> beam.Map(lambda d: (d["key"], d))
-            | "DedupByKey" >> beam.CombinePerKey(_first_by_source))
+    keyed = extracted.docs | "KeyDocs" >> beam.Map(lambda d: (d["key"], d))
     if dcfg.near_dup_threshold > 0:
-        docs, near_dups = docs | "DropNearDuplicates" >> DropNearDuplicateDocs(
+        # one shuffle of the documents for both: same URL twice, near-duplicates
+        docs, near_dups = keyed | "DedupByKeyAndText" >> DropNearDuplicateDocs(
             dcfg.near_dup_threshold, progress_dir, keep)
         victims.append(near_dups)
+    else:
+        docs = keyed | "DedupByKey" >> beam.CombinePerKey(_first_by_source)
     refs = docs | "ImageRequests" >> beam.FlatMap(lambda kv: image_requests(kv[1]))
     resolved = ({"refs": refs, "archived": extracted[ExtractDocuments.MEDIA]}
                 | "JoinMediaByURL" >> beam.CoGroupByKey()
                 | "ResolveMedia" >> beam.ParDo(ResolveMedia(progress_dir)).with_outputs(
                     ResolveMedia.FETCH, main="ready"))
-    to_process = [resolved.ready | "ArchivedBytes" >> beam.ParDo(ArchivedBytes(progress_dir))]
+    # Image bytes are decoded where they arrive (fused with the read-again or the
+    # fetch); only the results are flattened (the DirectRunner holds a
+    # flattened PCollection whole).
+    def process(pcoll, label):
+        return pcoll | f"ProcessImages{label}" >> beam.ParDo(
+            ProcessImages(icfg, progress_dir).keeping(keep))
+
+    results = [process(resolved.ready
+                       | "ArchivedBytes" >> beam.ParDo(ArchivedBytes(progress_dir)), "Archived")]
     if fetch:
-        fetched = (resolved[ResolveMedia.FETCH]
-                   | "FetchByHost" >> FetchMedia(fetch_cfg, NS, media_cache, progress_dir)
-                   | "FetchOutcome" >> beam.Map(fetch_outcome))
-        to_process.append(fetched)
+        results.append(resolved[ResolveMedia.FETCH]
+                       | "FetchByHost" >> FetchMedia(
+                           fetch_cfg, NS, media_cache, progress_dir,
+                           then=lambda pc, label: process(
+                               pc | f"FetchOutcome{label}" >> beam.Map(fetch_outcome), label)))
     else:
-        offline = (resolved[ResolveMedia.FETCH]
-                   | "NotArchived" >> beam.Map(
-                       lambda e: (e[0], e[1], {"ok": False, "reason": "not_archived"}, None)))
-        to_process.append(offline)
-    image_results = (to_process | "AllImages" >> beam.Flatten()
-                     | "ProcessImages" >> beam.ParDo(ProcessImages(icfg, progress_dir).keeping(keep)))
+        results.append(process(resolved[ResolveMedia.FETCH]
+                               | "NotArchived" >> beam.Map(
+                                   lambda e: (e[0], e[1], {"ok": False, "reason": "not_archived"},
+                                              None)), "Offline"))
+    image_results = results | "AllImages" >> beam.Flatten()
     side = {}
     if dcfg.max_docs_per_image > 0:
         # A marked stand-in (the bundled sample's photo in place of a page's
@@ -312,8 +321,11 @@ def write_matches(matches: list[dict], path: str) -> int:
 
 
 class DropNearDuplicateDocs(beam.PTransform):
-    """(key, doc) → (the same, minus documents whose text is a near-duplicate
-    (MinHash LSH, datasketch) of a document with a smaller key; their victims)."""
+    """(key, doc), a key possibly more than once (the same URL read twice) →
+    (key, its earliest doc by source), minus documents whose text is a
+    near-duplicate (MinHash LSH, datasketch) of a document with a smaller key;
+    and their victims.  Only the texts travel to the dedup steps; the
+    documents cross one shuffle (JoinDupMarks)."""
 
     def __init__(self, threshold: float, progress_dir=None, keep=None):
         super().__init__()
@@ -324,8 +336,11 @@ class DropNearDuplicateDocs(beam.PTransform):
         # key needs MinHash; the others are near-duplicates of it by definition
         # (Jaccard 1 with identical signatures), so the keys marked are the same.
         split = (docs
-                 | "DocText" >> beam.Map(lambda kv: (kv[0], "\n".join(
-                     n["text"] for n in kv[1]["nodes"] if "text" in n)))
+                 | "DocText" >> beam.Map(lambda kv: (kv[0], (
+                     kv[1]["source"]["file"], kv[1]["source"]["offset"], "\n".join(
+                         n["text"] for n in kv[1]["nodes"] if "text" in n))))
+                 | "FirstByKey" >> beam.CombinePerKey(min)   # as _first_by_source picks
+                 | "KeyText" >> beam.Map(lambda kv: (kv[0], kv[1][2]))
                  | "TextHash" >> beam.Map(lambda kt: (hashlib.sha1(kt[1].encode()).digest(), kt))
                  | "GroupByText" >> beam.GroupByKey()
                  | "ExactDuplicates" >> beam.FlatMap(_split_exact_duplicates).with_outputs(
@@ -369,13 +384,13 @@ class _KeepUnmarked(CountingDoFn):
         docs = list(grouped["doc"])
         if not docs:
             return
+        doc = _first_by_source(docs)
         if list(grouped["dup"]):
-            doc = docs[0]
             yield from self.drop("document_near_duplicate", what="document", url=doc["url"],
                                  text="\n\n".join(n["text"] for n in doc["nodes"] if "text" in n),
                                  source=doc["source"], title=doc["title"])
             return
-        yield key, docs[0]
+        yield key, doc
 
 
 # ---------------------------------------------------------------- CLI
