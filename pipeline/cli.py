@@ -73,8 +73,9 @@ def m3w_parser() -> Parser:
         prog=PROGS["m3w"],
         description="Build M3W interleaved image-text shards from web pages. Beam's flags "
                     "(--runner, --direct_num_workers, ...) are accepted too; anything else is an error.")
-    ap.add_argument("--input", action="append", required=True,
-                    help="glob of WARC / HTML / JSONL files (repeatable; any Beam filesystem)")
+    ap.add_argument("--input", action="extend", nargs="+", required=True,
+                    help="globs of WARC / HTML / JSONL files (one or more, repeatable, e.g. a "
+                         "shell-expanded *.warc.gz; any Beam filesystem)")
     ap.add_argument("--output", required=True, help="output directory (any Beam filesystem)")
     ap.add_argument("--samples-per-shard", type=int, default=1000, help="(default: 1000)")
     ap.add_argument("--fetch", action=argparse.BooleanOptionalAction, default=True,
@@ -107,12 +108,13 @@ _M3W_ONLY = ("para_min_words", "para_max_words", "para_max_char_repetition",
 
 def add_common_flags(ap: argparse.ArgumentParser, kind: str) -> None:
     """The flags the pairs and videos jobs share (same conventions as m3w)."""
-    ap.add_argument("--input", action="append", default=[],
-                    help="glob of WARC / HTML / JSONL page files (repeatable; any Beam filesystem)")
-    ap.add_argument("--list", action="append", default=[], dest="lists",
+    ap.add_argument("--input", action="extend", nargs="+", default=[],
+                    help="globs of WARC / HTML / JSONL page files (one or more, repeatable; "
+                         "any Beam filesystem)")
+    ap.add_argument("--list", action="extend", nargs="+", default=[], dest="lists",
                     help="glob of url lists: csv, tsv, parquet, jsonl[.gz]"
                          + (", img2dataset webdataset .tar" if kind == "pairs" else "")
-                         + " (repeatable)")
+                         + " (one or more, repeatable)")
     ap.add_argument("--output", required=True, help="output directory (any Beam filesystem)")
     ap.add_argument("--samples-per-shard", type=int, default=1000, help="(default: 1000)")
     ap.add_argument("--fetch", action=argparse.BooleanOptionalAction, default=True,

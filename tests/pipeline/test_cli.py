@@ -91,6 +91,16 @@ def test_beam_flags_of_the_runner_are_accepted():
     assert ap.prog == "python -m pipeline.m3w"
 
 
+def test_an_input_flag_takes_every_file_a_shell_glob_expands_to(monkeypatch):
+    files = sorted(str(p.relative_to(ROOT)) for p in ROOT.glob(WARCS))
+    assert len(files) >= 2
+    monkeypatch.chdir(ROOT)
+    args, rest = cli.parse("m3w", ["--input", *files[1:], "--input", files[0], "--output", "o"])
+    assert (args.input, rest) == (files[1:] + files[:1], [])
+    args, _ = cli.parse("pairs", ["--input", *files, "--output", "o"])
+    assert args.input == files
+
+
 @pytest.mark.parametrize("kind", ["m3w", "pairs", "videos"])
 def test_help_and_errors_do_not_import_beam(kind):
     code = (f"import sys\nfrom pipeline import cli\ntry:\n    cli.parse({kind!r}, ['--frobnicate'])\n"
