@@ -84,7 +84,7 @@ def build_input(n_pages: int, n_warcs: int) -> tuple[list[str], dict]:
 
     from pipeline.read import STAND_IN_HEADER, STAND_IN_KEY, iter_records
 
-    out = BUILD / f"p{n_pages}-w{n_warcs}"
+    out = BUILD / f"p{n_pages}-w{n_warcs}-v2"
     stamp = out / "input.json"
     if stamp.exists():
         info = json.loads(stamp.read_text())
@@ -102,20 +102,25 @@ def build_input(n_pages: int, n_warcs: int) -> tuple[list[str], dict]:
     names = [f"bench-{i:05d}.warc.gz" for i in range(n_warcs)]
     fhs = [open(out / n, "wb") for n in names]
     writers = [WARCWriter(fh, gzip=True) for fh in fhs]
-    k = 0
-    for rec in media:  # archived once each, spread over the files
-        extra = {STAND_IN_HEADER: rec.headers[STAND_IN_KEY]} if rec.headers.get(STAND_IN_KEY) else {}
-        _response(writers[k % n_warcs], rec.url, rec.body, rec.content_type,
-                  hashlib.sha1(f"m\0{rec.url}".encode()).hexdigest(), extra)
-        k += 1
-    for i in range(n_pages):
-        rec = pages[i % len(pages)]
-        copy = i // len(pages)
+    # Pages in order, each archived image once, spaced evenly between them (as a
+    # crawl that saves a page's images beside it), round-robin over the files:
+    # every byte range of a file holds its share of pages.
+    order = [("p", i) for i in range(n_pages)]
+    for j, rec in enumerate(media):
+        order.insert(min(len(order), (j * (n_pages + j)) // max(1, len(media))), ("m", rec))
+    for k, (kind, item) in enumerate(order):
+        w = writers[k % n_warcs]
+        if kind == "m":
+            rec = item
+            extra = {STAND_IN_HEADER: rec.headers[STAND_IN_KEY]} if rec.headers.get(STAND_IN_KEY) else {}
+            _response(w, rec.url, rec.body, rec.content_type,
+                      hashlib.sha1(f"m\0{rec.url}".encode()).hexdigest(), extra)
+            continue
+        rec = pages[item % len(pages)]
+        copy = item // len(pages)
         url = rec.url if copy == 0 else rec.url + ("&" if "?" in rec.url else "?") + f"copy={copy}"
         ctype = rec.content_type + (f"; charset={rec.charset}" if rec.charset else "")
-        _response(writers[k % n_warcs], url, rec.body, ctype,
-                  hashlib.sha1(f"p\0{url}".encode()).hexdigest(), {})
-        k += 1
+        _response(w, url, rec.body, ctype, hashlib.sha1(f"p\0{url}".encode()).hexdigest(), {})
     for fh in fhs:
         fh.close()
     info = {"files": names, "pages": n_pages, "distinct_pages": len(pages),
