@@ -103,11 +103,18 @@ class _ImageDrop(Exception):
 # caller keeps img2dataset's behaviour.
 _OURS = threading.local()
 _I2D_RESIZER = "img2dataset.resizer"
+# Beam's threads race on the first call: none may see the half-executed module.
+_I2D_LOCK = threading.Lock()
 
 
 @lru_cache(maxsize=1)
 def _i2d():
     """img2dataset.resizer (see the module docstring), its stdout swap replaced."""
+    with _I2D_LOCK:
+        return _load_i2d()
+
+
+def _load_i2d():
     os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")  # no network call at import
     mod = sys.modules.get(_I2D_RESIZER)
     if mod is None and "img2dataset" in sys.modules:

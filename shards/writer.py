@@ -27,6 +27,7 @@ import logging
 import os
 import re
 import sys
+import threading
 import uuid
 from dataclasses import dataclass
 from functools import lru_cache
@@ -44,11 +45,19 @@ _MTIME = 946684800  # 2000-01-01: fixed so a shard's bytes depend on content onl
 
 
 _WDS_PRIVATE = "shards._webdataset"
+# Beam runs bundles on several threads of one process: the first calls race,
+# and a thread must never see the half-executed module another is loading.
+_WDS_LOCK = threading.Lock()
 
 
 @lru_cache(maxsize=1)
 def _tar_writer():
     """webdataset's TarWriter class (see the module docstring)."""
+    with _WDS_LOCK:
+        return _load_tar_writer()
+
+
+def _load_tar_writer():
     if "webdataset" in sys.modules:
         return sys.modules["webdataset"].TarWriter
     name = _WDS_PRIVATE + ".writer"
