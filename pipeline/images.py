@@ -30,7 +30,7 @@ shares the same module.
 """
 from __future__ import annotations
 
-import importlib.util
+import importlib
 import io
 import logging
 import os
@@ -44,6 +44,7 @@ import numpy as np
 from PIL import Image, ImageFile, UnidentifiedImageError
 
 from dedup.fingerprints import BadOrientation, normalize_image, phash64, sha256_hex
+from shards.modload import load_module_file
 
 from .cli import RESIZE_MODES
 
@@ -103,7 +104,7 @@ class _ImageDrop(Exception):
 # caller keeps img2dataset's behaviour.
 _OURS = threading.local()
 _I2D_RESIZER = "img2dataset.resizer"
-# Beam's threads race on the first call: none may see the half-executed module.
+# Beam's threads race on the first call: one loads and patches, the others wait.
 _I2D_LOCK = threading.Lock()
 
 
@@ -111,25 +112,15 @@ _I2D_LOCK = threading.Lock()
 def _i2d():
     """img2dataset.resizer (see the module docstring), its stdout swap replaced."""
     with _I2D_LOCK:
-        return _load_i2d()
+        return _patched_i2d()
 
 
-def _load_i2d():
+def _patched_i2d():
     os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")  # no network call at import
-    mod = sys.modules.get(_I2D_RESIZER)
-    if mod is None and "img2dataset" in sys.modules:
+    if "img2dataset" in sys.modules:   # the package imported normally: its own resizer
         mod = importlib.import_module(_I2D_RESIZER)
-    if mod is None:
-        pkg = importlib.util.find_spec("img2dataset")  # a top-level name: finds, runs nothing
-        spec = importlib.util.spec_from_file_location(
-            _I2D_RESIZER, os.path.join(os.path.dirname(pkg.origin), "resizer.py"))
-        mod = importlib.util.module_from_spec(spec)
-        sys.modules[_I2D_RESIZER] = mod
-        try:
-            spec.loader.exec_module(mod)
-        except BaseException:
-            del sys.modules[_I2D_RESIZER]
-            raise
+    else:
+        mod = load_module_file(_I2D_RESIZER, "img2dataset", "resizer.py")
     if not isinstance(mod.SuppressStdoutStderr, type) or not issubclass(
             mod.SuppressStdoutStderr, _SuppressUnlessOurs):
         mod.SuppressStdoutStderr = type("SuppressStdoutStderr", (_SuppressUnlessOurs,),

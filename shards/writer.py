@@ -20,14 +20,12 @@ webdataset is already imported, its own TarWriter is used. Same code, same bytes
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import io
 import json
 import logging
 import os
 import re
 import sys
-import threading
 import uuid
 from dataclasses import dataclass
 from functools import lru_cache
@@ -35,6 +33,7 @@ from typing import Iterable
 
 from apache_beam.io.filesystems import FileSystems
 
+from .modload import load_module_file
 from .schema import shard_name, validate_sample
 
 log = logging.getLogger(__name__)
@@ -45,38 +44,15 @@ _MTIME = 946684800  # 2000-01-01: fixed so a shard's bytes depend on content onl
 
 
 _WDS_PRIVATE = "shards._webdataset"
-# Beam runs bundles on several threads of one process: the first calls race,
-# and a thread must never see the half-executed module another is loading.
-_WDS_LOCK = threading.Lock()
 
 
 @lru_cache(maxsize=1)
 def _tar_writer():
     """webdataset's TarWriter class (see the module docstring)."""
-    with _WDS_LOCK:
-        return _load_tar_writer()
-
-
-def _load_tar_writer():
     if "webdataset" in sys.modules:
         return sys.modules["webdataset"].TarWriter
-    name = _WDS_PRIVATE + ".writer"
-    if name not in sys.modules:
-        found = importlib.util.find_spec("webdataset")  # a top-level name: finds, runs nothing
-        pkg_dir = os.path.dirname(found.origin)
-        # the package, its __init__ not run: just a __path__ for `from . import gopen`
-        pkg = importlib.util.module_from_spec(importlib.util.spec_from_file_location(
-            _WDS_PRIVATE, found.origin, submodule_search_locations=[pkg_dir]))
-        sys.modules[_WDS_PRIVATE] = pkg
-        spec = importlib.util.spec_from_file_location(name, os.path.join(pkg_dir, "writer.py"))
-        mod = importlib.util.module_from_spec(spec)
-        sys.modules[name] = mod
-        try:
-            spec.loader.exec_module(mod)
-        except BaseException:
-            del sys.modules[name]
-            raise
-    return sys.modules[name].TarWriter
+    return load_module_file(_WDS_PRIVATE + ".writer", "webdataset", "writer.py",
+                            package_as=_WDS_PRIVATE).TarWriter
 
 
 def dumps(obj) -> bytes:
