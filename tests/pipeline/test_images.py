@@ -18,6 +18,7 @@ from PIL import Image
 
 from dedup.fingerprints import hamming, phash64, phash_int, sha256_hex
 from pipeline.images import ImageConfig, process_image
+from tests.helpers.threads import race_first_call
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 IMAGES = DATA / "images"
@@ -489,33 +490,8 @@ def test_a_fresh_process_loads_img2dataset_s_resizer_only_when_a_mode_needs_it()
         assert seen[mode][0] == process_image(raw("chelsea.png"), ImageConfig(resize_mode=mode)).sha256
 
 
-_RACE = r"""
-import threading
-from pipeline import images
-barrier, got = threading.Barrier(16), []
-def first_call():
-    barrier.wait()
-    try:
-        got.append(images._i2d().Resizer.__name__)
-    except Exception as e:
-        got.append(repr(e))
-threads = [threading.Thread(target=first_call) for _ in range(16)]
-[t.start() for t in threads]
-[t.join() for t in threads]
-print(sorted(set(got)))
-"""
-
-
 def test_threads_racing_on_the_first_resize_all_get_img2dataset_s_resizer():
     """Beam's threads race on the first border/center_crop resize; none may see the
     half-loaded resizer module."""
-    import os
-    import subprocess
-    import sys
-    from pathlib import Path
-
-    root = Path(__file__).resolve().parents[2]
     for _ in range(2):
-        out = subprocess.run([sys.executable, "-c", _RACE], cwd=root, capture_output=True, text=True,
-                             check=True, env={**os.environ, "PYTHONPATH": str(root)}).stdout
-        assert out.splitlines()[-1] == "['Resizer']"
+        assert race_first_call("pipeline.images", "_i2d", "Resizer") == ["Resizer"]

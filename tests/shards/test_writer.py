@@ -10,6 +10,7 @@ from shards.validate import validate_dir
 from shards.writer import read_manifest, write_manifest, write_shard
 
 from tests.data_paths import IMAGES
+from tests.helpers.threads import race_first_call
 
 
 def _samples(n):
@@ -128,33 +129,9 @@ def test_a_fresh_process_writes_the_same_bytes_without_importing_webdataset_or_t
     assert (fresh / "m3w-000000.tar").read_bytes() == (here / "m3w-000000.tar").read_bytes()
 
 
-_RACE = r"""
-import sys, threading
-from shards import writer
-barrier, got = threading.Barrier(16), []
-def first_call():
-    barrier.wait()
-    try:
-        got.append(writer._tar_writer().__name__)
-    except Exception as e:
-        got.append(repr(e))
-threads = [threading.Thread(target=first_call) for _ in range(16)]
-[t.start() for t in threads]
-[t.join() for t in threads]
-print(sorted(set(got)))
-"""
-
-
 def test_threads_racing_on_the_first_shard_all_get_the_writer():
     """Beam runs bundles on several threads: the first write_shard calls race to load
     webdataset's writer.py, and none may see the half-loaded module (AttributeError
     'TarWriter' on the faults suite's clean run)."""
-    import subprocess
-    import sys
-    from pathlib import Path
-
-    root = Path(__file__).resolve().parents[2]
     for _ in range(3):
-        out = subprocess.run([sys.executable, "-c", _RACE], cwd=root, capture_output=True, text=True,
-                             check=True, env={**os.environ, "PYTHONPATH": str(root)}).stdout
-        assert out.splitlines()[-1] == "['TarWriter']"
+        assert race_first_call("shards.writer", "_tar_writer") == ["TarWriter"]
