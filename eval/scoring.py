@@ -15,7 +15,7 @@ from typing import Sequence
 
 import torch
 
-from shards.schema import EOC_TOKEN
+from shards.schema import EOC_TOKEN, IMAGE_TOKEN
 
 
 def _ids(tokenizer, text: str, special: bool = True) -> list[int]:
@@ -77,7 +77,7 @@ def score_one(model, tokenizer, text: str, vision_x: torch.Tensor | None, candid
 
 def clean_generation(kind: str, text: str) -> str:
     """The answer part of a generation: up to the next prompt marker or line break."""
-    for stop in ("<EOC>", "<image>", "\n", "Output:", "Question:", "Short answer:", "Answer:"):
+    for stop in (EOC_TOKEN, IMAGE_TOKEN, "\n", "Output:", "Question:", "Short answer:", "Answer:"):
         text = text.split(stop)[0]
     return text.strip()
 
