@@ -423,6 +423,22 @@ _NOT_IN_GROUP = ("table", "p", "h1", "h2", "h3", "h4", "h5", "h6", "blockquote",
                  "pre", "form", "article", "section", "main")
 
 
+# A <br> in the text buffer (never in parsed text: libxml2 drops NUL).
+_BR = "\x00"
+LINES_MIN = 4  # verse: at least this many <br>-separated lines ...
+REFRAIN_MIN = 2  # ... and this many of them said again
+
+
+def _has_refrain(lines: list[str]) -> bool:
+    """At least REFRAIN_MIN distinct lines of four or more words occur twice
+    or more: a chorus, not one repeated label."""
+    seen: dict = {}
+    for ln in lines:
+        if ln.count(" ") >= 3:
+            seen[ln] = seen.get(ln, 0) + 1
+    return sum(1 for n in seen.values() if n > 1) >= REFRAIN_MIN
+
+
 def _is_group(el) -> bool:
     for _ in el.iterdescendants(*_NOT_IN_GROUP):
         return False
@@ -450,8 +466,26 @@ class _Emitter:
 
     def flush(self):
         if self.buf:
-            s = " ".join("".join(self.buf).split())
+            raw = "".join(self.buf)
             self.buf = []
+            if self.block != "pre" and raw.count(_BR) >= LINES_MIN - 1:
+                lines = [s for s in (" ".join(ln.split()) for ln in raw.split(_BR)) if s]
+                if len(lines) >= LINES_MIN and _has_refrain(lines):
+                    # Verse (a song, a poem): lines broken by <br>, some of
+                    # them said again (a chorus). Its lines are the items of
+                    # one group, judged as a whole first and line by line
+                    # when the whole fails (pipeline.filters.text_drop_reasons),
+                    # as OBELICS judges the same lines written as <p>s: a
+                    # chorus is the form of a song, not boilerplate repeated.
+                    group = self.group
+                    if group is None:
+                        group = self.n_groups
+                        self.n_groups += 1
+                    role = (self.block, group)
+                    self.nodes.extend(lines)
+                    self.roles.extend([role] * len(lines))
+                    return
+            s = " ".join(raw.replace(_BR, " ").split())
             if s:
                 self.nodes.append(s)
                 self.roles.append((self.block, self.group))
@@ -495,7 +529,7 @@ class _Emitter:
             self.image(el)
             return
         if tag == "br":
-            self.buf.append(" ")
+            self.buf.append(_BR)
             return
         block = tag in _BLOCK
         if block:

