@@ -7,8 +7,13 @@ at most 3) to its parent, half to its grandparent and a sixth to the next
 ancestor. A candidate's score starts from its tag and its class/id hints
 (article/content/post +25, comment/sidebar/share/related/promo -25) and is
 scaled by (1 - link density). The best candidate may move up to a common
-ancestor of close competitors, or to a parent with a higher score; its
-siblings with good scores (or plain paragraphs of prose) join it. Inside the
+ancestor of close competitors, or to a parent with a higher score, and
+grows to its ancestors while each adds prose rather than links (`_grow`: a
+landing page's sections, an article in table rows); its siblings with good
+scores (or plain paragraphs of prose) join it. When the page names its main
+content (<main>, role=main, articleBody, class main_content ...) and the
+choice lies wholly outside that container, the container wins
+(`_named_main`). Inside the
 chosen subtrees, link-heavy or form-like blocks (lists of links, share bars,
 galleries without text) are cut by `clean_conditionally`.
 
@@ -62,6 +67,16 @@ UNLIKELY_ROLES = frozenset(
     ("menu", "menubar", "complementary", "navigation", "alert", "alertdialog",
      "dialog"))
 
+NAMED_MIN_CHARS = 50
+# Containers a page names as its main content (trafilatura's BODY_XPATH has
+# the same idea and a longer list): <main>, role=main, schema.org
+# articleBody / mainContentOfPage, or a class/id token such as main_content,
+# content-main, article-body, post-content, entry-content, page-content.
+_MAIN_NAME = (r"(?:^|\s)(?:main[-_]?content|content[-_]?main|main[-_]?body|article[-_]?body|"
+              r"article[-_]?content|post[-_]?(?:content|body|entry)|entry[-_]?content|"
+              r"page[-_]?content|story[-_]?body)(?:$|\s)")
+_MAIN_NAME_RE = re.compile(_MAIN_NAME)
+
 # Tags whose text is scored as a paragraph; a div counts too when it has no
 # block-level child (sites that write paragraphs as divs).
 SCORE_TAGS = frozenset(("p", "td", "pre", "section", "h2", "h3", "h4", "h5", "h6"))
@@ -90,6 +105,7 @@ class Measure:
     hidden: set = field(default_factory=set)
     unlikely: set = field(default_factory=set)
     comments: dict = field(default_factory=dict)  # DOM order (outermost first)
+    named: list = field(default_factory=list)  # containers named main content (_named_main)
 
 
 # The patterns are case-sensitive and applied to lowercased strings: re.I
@@ -251,7 +267,7 @@ def is_hidden(el) -> bool:
     return bool(style) and bool(_HIDDEN_STYLE.search(style))
 
 
-COMMENT, UNLIKELY_HINT, FURNITURE = 1, 2, 4
+COMMENT, UNLIKELY_HINT, FURNITURE, NAMED = 1, 2, 4, 8
 _RARE_HINTS = frozenset(("role", "itemtype", "itemprop", "aria-label"))
 
 
@@ -265,6 +281,8 @@ def _class_id_flags(cls: str | None, ident: str | None) -> int:
         low = f"{cls or ''} {ident or ''}".lower()
         if UNLIKELY.search(low) and not MAYBE.search(low):
             f |= UNLIKELY_HINT
+        if _MAIN_NAME_RE.search(low):
+            f |= NAMED
     return f
 
 
@@ -296,6 +314,9 @@ def hint_flags(el, keys=None) -> int:
         elif "BreadcrumbList" in itemtype or itemprop == "breadcrumb" or \
                 "breadcrumb" in (el.get("aria-label") or "").lower():
             f |= FURNITURE
+        if itemprop in ("articlebody", "maincontentofpage") or \
+                (role and role.strip().lower() == "main"):
+            f |= NAMED
     return f if el.tag not in _NEVER_UNLIKELY else 0
 
 
@@ -328,6 +349,7 @@ def measure(body, skip: set, unlikely: bool = False, comments: bool = True,
     hidden = m.hidden
     flagged = m.unlikely
     found_comments = m.comments if comments else None
+    named = m.named
     hint_unlikely = unlikely
     hiding_attrs = HIDING_ATTRS
     hint_attrs = HINT_ATTRS
@@ -364,6 +386,8 @@ def measure(body, skip: set, unlikely: bool = False, comments: bool = True,
                     elif not hint_attrs.isdisjoint(keys):
                         f = hint_flags(ch, keys)
                         if f:
+                            if f & NAMED:
+                                named.append(ch)
                             if f & COMMENT:
                                 if found_comments is not None:
                                     found_comments[ch] = None
@@ -373,9 +397,11 @@ def measure(body, skip: set, unlikely: bool = False, comments: bool = True,
                             elif f & FURNITURE:
                                 hidden.add(ch)  # in every pass, like a hidden element
                                 ctag = None
-                            elif hint_unlikely:
+                            elif hint_unlikely and f & UNLIKELY_HINT:
                                 flagged.add(ch)
                                 ctag = None
+                if ctag == "main":
+                    named.append(ch)
             if ctag.__class__ is str and not (skip and ch in skip):
                 ctl, cll, ccm, cni = walk(ch, el, p1, p2)
                 tl += ctl
@@ -494,6 +520,7 @@ def select(body, m: Measure, skip: set, weigh=True, clean=True) -> Selection:
         while p is not None and p is not body and len(p) == 1:
             top = p
             p = top.getparent()
+        top = _grow(top, body, m)
     if top is body:
         parts = [body]
     else:
@@ -511,6 +538,37 @@ def select(body, m: Measure, skip: set, weigh=True, clean=True) -> Selection:
             if p is None:  # outermost cut: its text leaves the article
                 chars -= m.stats.get(el, _NO_STATS)[0]
     return Selection(parts, top, skip, chars, m)
+
+
+# The region grows to its parent while the parent adds prose: at least
+# GROW_SHARE of the region's own non-link text more, of which at most
+# GROW_MAX_LINK_DENSITY is links. A landing or corporate page, or an article
+# laid out in table rows or in sections of one column, is one region whose
+# blocks score apart; a sidebar, a link list or a teaser feed adds links or
+# little text and stops the growth.
+GROW_SHARE = 0.5
+GROW_MAX_LINK_DENSITY = 0.25
+
+
+def _grow(top, body, m: Measure):
+    """The largest ancestor of `top` below <body> reached by steps that each
+    add enough prose (see GROW_SHARE); wrappers that add no text are passed
+    through but not chosen (their siblings are not the article's)."""
+    stats = m.stats
+    best = cur = top
+    while True:
+        p = cur.getparent()
+        if p is None or p is body:
+            return best
+        ptl, pll = stats.get(p, _NO_STATS)[:2]
+        ttl, tll = stats.get(cur, _NO_STATS)[:2]
+        extra, extra_links = ptl - ttl, pll - tll
+        if extra > 0:
+            if (extra - extra_links < GROW_SHARE * (ttl - tll)
+                    or extra_links > GROW_MAX_LINK_DENSITY * extra):
+                return best
+            best = p
+        cur = p
 
 
 def _siblings(top, scores, m: Measure, skip):
@@ -668,6 +726,9 @@ def find_main_content(body, keep_comments: bool = False, prose: Prose | None = N
             best = sel
         if sel.chars >= MIN_ARTICLE_CHARS:
             break
+    named = _named_main(body, best, best.measure)
+    if named is not None:
+        best = named
     threads = (relaxed or strict).comments
     if best.chars < FORUM_MAX_CHARS and threads:
         m = measure(body, set(), comments=False)
@@ -677,6 +738,40 @@ def find_main_content(body, keep_comments: bool = False, prose: Prose | None = N
     if keep_comments and threads:
         _add_threads(best, threads)
     return best
+
+
+def _inside(el, container) -> bool:
+    while el is not None:
+        if el is container:
+            return True
+        el = el.getparent()
+    return False
+
+
+def _named_main(body, best: Selection, m: Measure) -> Selection | None:
+    """The page names its main content, and the scorer's choice lies wholly
+    outside it (a sidebar of forum teasers or a login box outscored a short
+    template page): the named container wins when it holds at least
+    NAMED_MIN_CHARS of non-link text after the sieve, which is run inside it
+    (its own best candidate and siblings, conditionally cleaned). When the
+    choice is inside the named container, or contains it, it stands."""
+    top = best.top
+    if top is body:
+        return None
+    named = [el for el in dict.fromkeys(m.named) if el not in best.skip and el in m.stats]
+    if any(_inside(top, el) or _inside(el, top) for el in named):
+        return None
+    for el in named:
+        tl, ll = m.stats[el][:2]
+        if tl - ll < NAMED_MIN_CHARS:
+            continue
+        inner = {e: v for e, v in m.points.items() if _inside(e, el)}
+        sub = Measure(stats=m.stats, points=inner, hidden=m.hidden, unlikely=m.unlikely,
+                      comments=m.comments)
+        sel = select(el, sub, set(best.skip), True, True)
+        if sel.chars >= NAMED_MIN_CHARS:
+            return sel
+    return None
 
 
 def _add_threads(sel: Selection, threads: dict) -> None:

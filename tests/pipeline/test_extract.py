@@ -558,3 +558,50 @@ def test_lines_without_a_refrain_stay_one_block():
     nodes = extract_page(html, URL, ExtractConfig(main_content=False)).nodes
     assert nodes == ["Rose red, violet blue sugar sweet, so are you the sun is up and out "
                      "the sky is clear and blue"]
+
+
+# --- region choice: the region grows over prose; a named main container --------
+
+def dev_extract(name: str):
+    from pipeline.decode import decode_html
+    d = dev_page(name)
+    return extract_page(decode_html(d.body, d.charset)[0], d.url)
+
+
+def test_region_grows_over_the_rows_of_a_layout_table():
+    # A company page (the WARC's cc-037426-cn) laid out in a table: the
+    # first row's cell holds four <p>s and wins the score; the second row's
+    # cell goes on with the same text, unlinked. The region grows to the
+    # table (it adds prose, no links) and the second row comes with it.
+    nodes = [n for n in dev_extract("cc-037426-cn").nodes if isinstance(n, str)]
+    assert len(nodes) == 6
+    assert nodes[4] == "We are aware of the fact that your and our success is ultimately"
+    assert nodes[5].startswith("depending on the application technology and the services we "
+                               "provide for you.Therefore,we established a agent of KUNSHAN")
+
+
+def test_region_does_not_grow_over_a_teaser_column():
+    # Growth stops where the parent adds links rather than prose: on the
+    # Readability pages the chosen article keeps its F1 (no page loses more
+    # than telegraph, which gains its own in-article photo captions).
+    html = ("<html><body><div id='page'><div class='story'>"
+            + "".join(f"<p>Paragraph {i} of the story, with enough words, and a comma, "
+                      "to be scored as prose by the readability scorer.</p>" for i in range(6))
+            + "</div><ul class='teasers'>"
+            + "".join(f"<li><a href='/s{i}'>Another story headline number {i} to read</a></li>"
+                      for i in range(12))
+            + "</ul></div></body></html>")
+    nodes = extract_page(html, URL).nodes
+    assert len(nodes) == 6 and all(n.startswith("Paragraph ") for n in nodes)
+
+
+def test_named_main_container_beats_a_sidebar_that_outscores_it():
+    # live-radsport.com's rider page (the WARC's cc-live-radsport-fahrer): a
+    # near-empty template inside <div class="main_content"> (one error line,
+    # three small tables), beside a sidebar of login, prediction games and
+    # forum teasers that outscores it. The named container wins.
+    nodes = [n for n in dev_extract("cc-live-radsport-fahrer").nodes if isinstance(n, str)]
+    assert nodes[:4] == ["Table 'usr_web204-06_1.ranglisten_teams_2020' doesn't exist", ",",
+                         "Geburtsdatum:", "Nation:"]
+    assert nodes[-3:] == ["Kategorien / Rennen", "Platz", "Punkte"]
+    assert "LOGiN" not in nodes and not any("FoRUM" in n for n in nodes)
