@@ -1,10 +1,13 @@
 """Measured quality and speed of dedup's image matching (a benchmark, not a test).
 
-    .venv/bin/python bench/bench_dedup.py [--photos DIR ...] [--repeats N] [--seed S]
+    .venv/bin/python bench/bench_dedup.py [--set photos|cutouts|all] [--photos DIR ...]
+        [--repeats N] [--seed S]
 
-Photos: the 251 real photos of bench/data/dedup_photos (Debian packages; see its
-PROVENANCE.md) and the 17 whole photos of tests/data/images (scikit-image,
-scikit-learn, matplotlib): 268 distinct real photos.  ``--photos DIR`` (any
+Photos (``--set photos``, the default): the 340 real photos of bench/data/dedup_photos
+(Debian packages; see its PROVENANCE.md) and the 17 whole photos of tests/data/images
+(scikit-image, scikit-learn, matplotlib): 357 distinct real photos.  ``--set cutouts``:
+the stress set of 191 cut-out objects on a plain ground (bench/data/dedup_photos/cutouts:
+tuxpaint stamps, planets), measured on its own; ``--set all``: both in one index.  ``--photos DIR`` (any
 number of times) uses every image under DIR instead, e.g. held-out photos.
 They are split at random (``--seed``) into an eval half, which is indexed
 exactly as ``make dedup-index`` does (``build_index.hash_item`` on the file),
@@ -43,6 +46,7 @@ from dedup.mih import MultiIndexHash, brute_force_pairs  # noqa: E402
 from pipeline.images import ImageConfig, process_image  # noqa: E402
 
 PHOTOS = ROOT / "bench" / "data" / "dedup_photos"
+CUTOUTS = PHOTOS / "cutouts"
 IMAGES = ROOT / "tests" / "data" / "images"
 # The whole photos of tests/data/images (not the graphics, the gif, nor
 # motorcycle_right, a stereo near-duplicate of motorcycle_left).
@@ -53,10 +57,14 @@ TEST_PHOTOS = ["astronaut.png", "camera.png", "chelsea.png", "coins.png", "brick
 EXTS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif")
 
 
-def photo_paths(dirs: list[str] | None) -> list[Path]:
+def photo_paths(dirs: list[str] | None, which: str = "photos") -> list[Path]:
+    """``which``: "photos" (the real photos), "cutouts" (the stress set of
+    cut-out objects on white), or "all"."""
     if dirs:
         return sorted(p for d in dirs for p in Path(d).rglob("*") if p.suffix.lower() in EXTS)
-    return sorted(PHOTOS.glob("*.jpg")) + [IMAGES / n for n in TEST_PHOTOS]
+    photos = sorted(PHOTOS.glob("*.jpg")) + [IMAGES / n for n in TEST_PHOTOS]
+    cutouts = sorted(CUTOUTS.glob("*.jpg"))
+    return {"photos": photos, "cutouts": cutouts, "all": photos + cutouts}[which]
 
 
 # ---------------------------------------------------------------- transforms
@@ -352,6 +360,9 @@ def main(argv=None):
                     help="image Hamming threshold (default: the index default)")
     ap.add_argument("--crop-threshold", type=int, default=None,
                     help="radius for the crop views (default: the index default)")
+    ap.add_argument("--set", dest="which", choices=("photos", "cutouts", "all"), default="photos",
+                    help="bundled images: the real photos (default), the stress set of cut-out "
+                         "objects on white (bench/data/dedup_photos/cutouts), or both in one index")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--repeats", type=int, default=1,
                     help="random draws per photo for the randomised transforms")
@@ -363,7 +374,7 @@ def main(argv=None):
     ap.add_argument("--skip-speed", action="store_true")
     ap.add_argument("--verbose", action="store_true", help="print every false match and every miss")
     args = ap.parse_args(argv)
-    paths = photo_paths(args.photos)
+    paths = photo_paths(args.photos, args.which)
     if len(paths) < 4:
         ap.error(f"need at least 4 photos, found {len(paths)} under {args.photos}")
     bench_quality(paths, args.threshold, args.seed, args.repeats, args.verbose, args.only, args.views,
