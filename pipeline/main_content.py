@@ -583,8 +583,14 @@ def _siblings(top, scores, m: Measure, skip):
             continue
         if sib in skip or not isinstance(sib.tag, str):
             continue
-        bonus = top_score * 0.2 if top_cls and sib.get("class") == top_cls else 0.0
+        same = top_cls and sib.get("class") == top_cls and sib.tag == top.tag
+        bonus = top_score * 0.2 if same else 0.0
         if sib in scores and scores[sib] + bonus >= threshold:
+            parts.append(sib)
+        elif same and _is_prose_block(sib, m):
+            # Another section of the same template (a landing page's
+            # sections, an article cut in same-class blocks) holding prose
+            # that scores little: headings, list items and short divs.
             parts.append(sib)
         elif sib.tag == "p":
             tl, ll = m.stats.get(sib, _NO_STATS)[:2]
@@ -594,6 +600,15 @@ def _siblings(top, scores, m: Measure, skip):
             elif 0 < tl <= 80 and ll == 0 and _ends_sentence(sib):
                 parts.append(sib)
     return parts
+
+
+SAME_CLASS_MIN_CHARS = 80
+SAME_CLASS_MAX_LINK_DENSITY = 0.25
+
+
+def _is_prose_block(el, m: Measure) -> bool:
+    tl, ll = m.stats.get(el, _NO_STATS)[:2]
+    return tl >= SAME_CLASS_MIN_CHARS and ll <= SAME_CLASS_MAX_LINK_DENSITY * tl
 
 
 _SENTENCE = re.compile(r"\.( |$)")

@@ -605,3 +605,19 @@ def test_named_main_container_beats_a_sidebar_that_outscores_it():
                          "Geburtsdatum:", "Nation:"]
     assert nodes[-3:] == ["Kategorien / Rennen", "Platz", "Punkte"]
     assert "LOGiN" not in nodes and not any("FoRUM" in n for n in nodes)
+
+
+def test_landing_page_sections_of_one_template_join_the_article():
+    # html-text's Scrapinghub landing page: the page is six sibling
+    # <div class="page-enterprise"> sections; the "experts" one holds the
+    # only <p>s long enough to score. Its same-class siblings holding text
+    # with few links (the solutions list, the four service cards) join it;
+    # the client-logo strip (22 characters) and the calls to action do not.
+    nodes = [n for n in dev_extract("landing-scrapinghub").nodes if isinstance(n, str)]
+    assert nodes[0] == "Lead generation, competitor & sales intelligence"
+    assert nodes[6:8] == ["Let’s Partner", "Team up with the best web scraping engineers while "
+                          "you stay focused on your business goals"]
+    assert nodes.index("Training") < nodes.index("The best web crawler team")
+    assert nodes[-1] == ("All your scraping projects are backed by us. Maintenance agreements "
+                         "and enterprise SLAs available to ensure long-term success.")
+    assert len(nodes) == 37
