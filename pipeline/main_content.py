@@ -650,6 +650,13 @@ def _is_data_table(t) -> bool:
     return rows >= 10 or cols > 4 or rows * cols > 10
 
 
+def _holds_data_table(el, skip) -> bool:
+    """A block holding a data table is not cut for its links or its lack of
+    <p>s (Readability: "keep element if it has a data table"): a table of
+    linked names in a scrolling frame <div> is the page's data."""
+    return any(t not in skip and _is_data_table(t) for t in el.iter("table"))
+
+
 def clean_conditionally(part, m: Measure, scores, skip: set, weigh: bool):
     """Mark for skipping the blocks inside an article part that look like
     furniture: negative score, more images/list items/inputs than prose, or
@@ -699,7 +706,8 @@ def clean_conditionally(part, m: Measure, scores, skip: set, weigh: bool):
                 cut = not _has_ancestor(el, "figure", part, depth=-1)
         if cut and not (tag == "table" and _is_data_table(el)
                         or _has_ancestor(el, "table", part)
-                        or _has_ancestor(el, "code", part)):
+                        or _has_ancestor(el, "code", part)
+                        or (tag != "table" and _holds_data_table(el, skip))):
             skip.add(el)
 
 

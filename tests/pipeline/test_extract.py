@@ -621,3 +621,19 @@ def test_landing_page_sections_of_one_template_join_the_article():
     assert nodes[-1] == ("All your scraping projects are backed by us. Maintenance agreements "
                          "and enterprise SLAs available to ensure long-term success.")
     assert len(nodes) == 37
+
+
+def test_a_data_table_in_a_linked_frame_stays_and_reaches_the_shards():
+    # IANA's reserved-domains page (html-text): the table of test IDN TLDs
+    # sits in <div class="iana-table-frame">, a third of whose text is links
+    # (the A-labels). The frame holds a data table (<th>s), so it is not cut
+    # as link-heavy; its 48 cells are one group and pass the filters whole.
+    p = dev_extract("table-iana-reserved")
+    cells = [(n, r) for n, r in zip(p.nodes, p.roles) if isinstance(n, str) and r[1] == 0]
+    assert len(cells) == 48
+    assert [n for n, _ in cells[:6]] == ["Domain", "Domain (A-label)", "Language", "Script",
+                                         "إختبار", "XN--KGBECHTV"]
+    assert cells[-1] == ("Tamil", ("td", 0))
+    doc = dev_candidate("table-iana-reserved").value
+    kept = [n["text"] for n in doc["nodes"] if "text" in n]
+    assert [n for n, _ in cells] == kept[6:6 + 48]
