@@ -85,7 +85,7 @@ def make_photos(n: int) -> list[bytes]:
     return out
 
 
-def _serve(photos_file: str, hosts: int, latency_s: float, ports, stop) -> None:
+def _serve(photos_file: str, hosts: int, latency_s: float, ports, stop, seen) -> None:
     from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
     blob = Path(photos_file).read_bytes()
@@ -105,6 +105,12 @@ def _serve(photos_file: str, hosts: int, latency_s: float, ports, stop) -> None:
             except (ValueError, IndexError):
                 self.send_error(404)
                 return
+            now = time.time()
+            with seen.get_lock():  # [first request, last request, requests] of this run
+                if seen[2] == 0:
+                    seen[0] = now
+                seen[1] = now
+                seen[2] += 1
             if latency_s:
                 time.sleep(latency_s)
             self.send_response(200)
@@ -136,16 +142,21 @@ def write_list(path: Path, ports: list[int], n: int) -> None:
     pq.write_table(pa.table({"url": urls, "caption": captions}), path)
 
 
-def run_measured(cmd: list[str], log: Path) -> dict:
-    """Run ``cmd``; wall seconds, CPU seconds and peak RSS of its process tree."""
+def run_measured(cmd: list[str], log: Path, seen=None) -> dict:
+    """Run ``cmd``; wall seconds, CPU seconds and peak RSS of its process tree
+    (with ``seen``, the server's request times: when the first and the last
+    request came, from the command's start)."""
     import psutil
 
+    if seen is not None:
+        seen[0] = seen[1] = seen[2] = 0
+    t_start = time.time()
     t0 = time.perf_counter()
     with open(log, "wb") as fh:
         proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, cwd=ROOT,
                                 env=dict(os.environ, NO_ALBUMENTATIONS_UPDATE="1"))
         root = psutil.Process(proc.pid)
-        peak, cpu, each = 0, {}, {}
+        peak, cpu, each, names = 0, {}, {}, {}
         while proc.poll() is None:
             try:
                 procs = [root] + root.children(recursive=True)
@@ -156,10 +167,14 @@ def run_measured(cmd: list[str], log: Path) -> dict:
                 try:
                     r = p.memory_info().rss
                     rss += r
+                    if p.pid not in names:
+                        names[p.pid] = " ".join(p.cmdline()[1:4])[:70]
                     if r > each.get(p.pid, (0, ""))[0]:
-                        each[p.pid] = (r, each.get(p.pid, (0, " ".join(p.cmdline()[1:4])[:70]))[1])
+                        each[p.pid] = (r, names[p.pid])
                     t = p.cpu_times()
-                    cpu[p.pid] = t.user + t.system + t.children_user + t.children_system
+                    # own time only: a reaped child's time also lands in its parent's
+                    # children_* (counting both would count it twice)
+                    cpu[p.pid] = t.user + t.system
                 except psutil.NoSuchProcess:
                     pass
             peak = max(peak, rss)
@@ -169,8 +184,15 @@ def run_measured(cmd: list[str], log: Path) -> dict:
     if rc != 0:
         sys.exit(f"error: {' '.join(cmd[:4])} ... exited {rc}; log: {log}\n" + log.read_text()[-3000:])
     biggest = sorted(each.values(), reverse=True)[:4]
+    requests = {}
+    if seen is not None and seen[2]:
+        requests = {"first_request_s": seen[0] - t_start, "last_request_s": seen[1] - t_start,
+                    "requests": int(seen[2])}
+    # a process's CPU as last sampled (<= 0.1 s short)
+    by_cpu = sorted(((round(c, 1), names.get(pid, "?")) for pid, c in cpu.items()), reverse=True)
     return {"wall_s": wall, "peak_rss_gb": peak / 1e9, "cpu_s": sum(cpu.values()),
-            "peak_rss_by_process_gb": [(round(r / 1e9, 2), name) for r, name in biggest]}
+            "peak_rss_by_process_gb": [(round(r / 1e9, 2), name) for r, name in biggest],
+            "cpu_by_process_s": by_cpu[:4], **requests}
 
 
 I2D = """
@@ -186,9 +208,9 @@ download(url_list=sys.argv[1], output_folder=sys.argv[2], input_format="parquet"
 """.format(**SETTINGS)
 
 
-def run_img2dataset(listing: Path, out: Path, processes: int, threads: int) -> dict:
+def run_img2dataset(listing: Path, out: Path, processes: int, threads: int, seen=None) -> dict:
     m = run_measured([PY, "-c", I2D, str(listing), str(out), str(processes), str(threads)],
-                     out.parent / "img2dataset.log")
+                     out.parent / "img2dataset.log", seen)
     stats = [json.loads(p.read_text()) for p in out.glob("*_stats.json")]
     m["written"] = sum(s["successes"] for s in stats)
     drops: dict[str, int] = {}
@@ -200,14 +222,14 @@ def run_img2dataset(listing: Path, out: Path, processes: int, threads: int) -> d
     return m
 
 
-def run_ours(listing: Path, out: Path, processes: int, extra: list[str], profile: str | None = None
-             ) -> dict:
+def run_ours(listing: Path, out: Path, processes: int, extra: list[str], profile: str | None = None,
+             seen=None) -> dict:
     cmd = [PY, "-m", "pipeline.pairs", "--list", str(listing), "--output", str(out),
            "--fetch-per-host-rps", "0", "--allow-private-addresses", "--no-media-cache", "--quiet",
            f"--direct_num_workers={processes}", *extra]
     spy = [str(Path(PY).parent / "py-spy"), "record", "--subprocesses", "-r", "50", "-f", "raw",
            "-o", profile, "--"] if profile else []
-    m = run_measured(spy + cmd, out.parent / "ours.log")
+    m = run_measured(spy + cmd, out.parent / "ours.log", seen)
     manifest = json.loads((out / "manifest.json").read_text())
     stats = json.loads((out / "stats.json").read_text())
     m["written"] = manifest["num_samples"]
@@ -249,9 +271,9 @@ def main() -> None:
         print(f"{len(photos)} photos made ({pos / len(photos) / 1e3:.0f} kB mean) in "
               f"{time.perf_counter() - t0:.1f} s -> {cache}", flush=True)
     ctx = mp.get_context("spawn")
-    ports_q, stop = ctx.Queue(), ctx.Event()
-    server = ctx.Process(target=_serve, args=(str(cache), args.hosts,
-                                              args.latency_ms / 1000, ports_q, stop), daemon=True)
+    ports_q, stop, seen = ctx.Queue(), ctx.Event(), ctx.Array("d", 3)
+    server = ctx.Process(target=_serve, args=(str(cache), args.hosts, args.latency_ms / 1000,
+                                              ports_q, stop, seen), daemon=True)
     server.start()
     results = {}
     try:
@@ -259,10 +281,11 @@ def main() -> None:
         listing = work / "urls.parquet"
         write_list(listing, ports, args.urls)
         if not args.skip_img2dataset:
-            results["img2dataset"] = run_img2dataset(listing, work / "i2d", args.processes, args.threads)
+            results["img2dataset"] = run_img2dataset(listing, work / "i2d", args.processes, args.threads,
+                                                     seen)
             print(f"img2dataset done: {results['img2dataset']['wall_s']:.1f} s", flush=True)
         results["ours"] = run_ours(listing, work / "ours", args.processes, args.ours_args.split(),
-                                   args.py_spy)
+                                   args.py_spy, seen)
     finally:
         stop.set()
         server.join(timeout=10)
@@ -284,6 +307,15 @@ def main() -> None:
         if isinstance(r, dict) and "peak_rss_by_process_gb" in r:
             print(f"{name} peak RSS by process (GB): " + "; ".join(
                 f"{g} {cmd}" for g, cmd in r["peak_rss_by_process_gb"]))
+    for name, r in results.items():
+        if isinstance(r, dict) and "first_request_s" in r:
+            print(f"{name}: first request at {r['first_request_s']:.1f} s, last at "
+                  f"{r['last_request_s']:.1f} s, exit at {r['wall_s']:.1f} s ({r['requests']:,} "
+                  f"requests): start-up, fetching, tail")
+    for name, r in results.items():
+        if isinstance(r, dict) and "cpu_by_process_s" in r:
+            print(f"{name} CPU by process (s): " + "; ".join(
+                f"{c} {cmd}" for c, cmd in r["cpu_by_process_s"]))
     for name, r in results.items():
         if isinstance(r, dict) and r.get("drops"):
             print(f"{name} drops: {r['drops']}")

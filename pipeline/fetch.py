@@ -534,15 +534,27 @@ class _FetchHostsFn(beam.DoFn):
     # -- scheduling (Beam thread only) ------------------------------------------------
     def _pump(self, final: bool):
         """Start what may start, emit what is done; block while the worker holds
-        max_queued URLs (or, when ``final``, until everything is done)."""
+        max_queued URLs (or, when ``final``, until everything is done).
+
+        Finished fetches are settled (their slots freed) and the freed slots
+        refilled *before* their results go downstream: what is fused after the
+        fetch (the image stage) runs on this thread, and while it works on one
+        result the next requests are already in flight, so server latency and
+        image work overlap instead of alternating. At most ``threads`` results
+        wait settled (bytes in memory, not yet emitted): the fetching runs that
+        far ahead of the work downstream, no further."""
+        pending: deque = deque()  # settled results not yet emitted
         while True:
-            while True:
+            while len(pending) < self._threads:
                 try:
                     item = self._done.get_nowait()
                 except queue.Empty:
                     break
-                yield from self._complete(item)
+                pending.append(self._settle(item))
             wake = self._start_ready()
+            if pending:
+                yield from pending.popleft()
+                continue
             if not (self._queued > 0 if final else self._queued >= self._max_queued):
                 return
             if wake is None and not self._in_flight:
@@ -552,7 +564,7 @@ class _FetchHostsFn(beam.DoFn):
                 item = self._done.get(timeout=timeout)
             except queue.Empty:
                 continue
-            yield from self._complete(item)
+            pending.append(self._settle(item))
 
     def _start_ready(self) -> float | None:
         """Submit fetches while threads are free; the next time a sleeping host may start."""
@@ -590,7 +602,8 @@ class _FetchHostsFn(beam.DoFn):
         self._seq += 1
         heapq.heappush(self._sleeping, (host.next_start, self._seq, name))
 
-    def _complete(self, item):
+    def _settle(self, item) -> list:
+        """One finished fetch: its slot freed, counted; the outputs it owes."""
         name, url, result, err = item
         if err is not None:
             raise err
@@ -610,8 +623,8 @@ class _FetchHostsFn(beam.DoFn):
         self._recent[url] = result
         if len(self._recent) > _RECENT:
             self._recent.popitem(last=False)
-        for payload, timestamp, window in self._waiting.pop(url):
-            yield WindowedValue((url, payload, result), timestamp, (window,))
+        return [WindowedValue((url, payload, result), timestamp, (window,))
+                for payload, timestamp, window in self._waiting.pop(url)]
 
     def _count(self, result: FetchResult) -> None:
         if result.ok:

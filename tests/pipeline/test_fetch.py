@@ -447,3 +447,21 @@ def test_a_bounded_queue_still_gives_every_result_once(server):
     assert _fetch_in_beam(items, cfg, "test_fetch_bounded") == {"fetch_ok": 40}
     assert sorted(r.path for r in server.requests[start:]) == sorted(
         f"/china.jpg?q={i}" for i in range(40))
+
+
+def test_next_request_is_in_flight_while_the_work_downstream_runs(lagging):
+    """The image stage is fused after the fetch, on the same thread: with one
+    request allowed in flight, the next starts as the previous one's answer
+    comes (1 s apart), not after the 0.8 s of work on it (1.8 s apart)."""
+    items = [(lagging.url(f"/lag.jpg?w={i}"), f"doc{i}") for i in range(3)]
+    start = len(lagging.requests)
+    cfg = FetchConfig(allow_private_addresses=True, per_host_rps=0, timeout_s=5.0, retries=0,
+                      host_concurrency=1)
+    p = TestPipeline()
+    out = (p | beam.Create(items) | FetchByHost(cfg, metrics_namespace="test_fetch_overlap")
+           | beam.Map(lambda t: (time.sleep(0.8), (t[1], t[2].ok))[1]))
+    assert_that(out, equal_to([(pl, True) for _, pl in items]))
+    p.run().wait_until_finish()
+    times = sorted(r.time for r in lagging.requests[start:])
+    assert len(times) == 3
+    assert all(t1 - t0 < 1.4 for t0, t1 in zip(times, times[1:])), times
