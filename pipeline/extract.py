@@ -536,7 +536,9 @@ class _Emitter:
             self.flush()
             outer = self.block
             self.block = tag
-            opened = (tag in _GROUP_TAGS and self.group is None and _is_group(el))
+            opened = (tag in _GROUP_TAGS and self.group is None
+                      and (_is_group(el) or tag == "table"
+                           and main_content.is_key_value_table(el)))
             if opened:
                 self.group = self.n_groups
                 self.n_groups += 1

@@ -635,6 +635,24 @@ def _has_ancestor(el, tag, stop, depth=3) -> bool:
     return False
 
 
+KEY_VALUE_MIN_ROWS = 5
+_CELLS = ("td", "th")
+
+
+def is_key_value_table(t) -> bool:
+    """An infobox or a spec sheet: at least KEY_VALUE_MIN_ROWS rows, and half
+    of all, of a short label cell (under 40 characters) and a value cell --
+    data even with a table nested in it (Wikipedia's infobox holds its map
+    and coat of arms in one)."""
+    rows = pairs = 0
+    for tr in t.iter("tr"):
+        rows += 1
+        cells = [c for c in tr if c.tag in _CELLS]
+        if len(cells) == 2 and len(" ".join("".join(cells[0].itertext()).split())) < 40:
+            pairs += 1
+    return pairs >= KEY_VALUE_MIN_ROWS and 2 * pairs >= rows
+
+
 def _is_data_table(t) -> bool:
     if t.get("role") == "presentation" or t.get("datatable") == "0":
         return False
@@ -643,6 +661,8 @@ def _is_data_table(t) -> bool:
     for tag in ("th", "thead", "tfoot", "colgroup", "col"):
         if next(t.iter(tag), None) is not None:
             return True
+    if is_key_value_table(t):
+        return True
     if _count(t, "table") > 1:
         return False  # nested tables are layout
     rows = _count(t, "tr")

@@ -637,3 +637,27 @@ def test_a_data_table_in_a_linked_frame_stays_and_reaches_the_shards():
     doc = dev_candidate("table-iana-reserved").value
     kept = [n["text"] for n in doc["nodes"] if "text" in n]
     assert [n for n, _ in cells] == kept[6:6 + 48]
+
+
+def test_an_infobox_is_a_data_table_and_reaches_the_shards():
+    # The Aragonese Wikipedia page (whirlwind WARC): the infobox is a table
+    # of label/value rows with a table nested in it (map, coat of arms),
+    # which made it "layout" and let the cleaning cut it as link-heavy. Rows
+    # of a short label and a value make it data: it stays, and its cells
+    # are one group judged whole, so "Superficie" / "19,01 km²" reach the
+    # shards.
+    from pipeline.main_content import is_key_value_table
+    p = dev_extract("whirlwind-an-wikipedia-escopete")
+    i = p.nodes.index("Codigo postal")
+    assert p.nodes[i - 2:i + 2] == ["Alcalde", "Hilario Lopez Ferrer", "Codigo postal", "19119"]
+    assert p.roles[i] == ("td", 1)
+    doc = dev_candidate("whirlwind-an-wikipedia-escopete").value
+    kept = [n["text"] for n in doc["nodes"] if "text" in n]
+    assert kept[kept.index("Superficie") + 1] == "19,01 km²" and "19119" in kept
+    from lxml import etree
+    rows = "".join(f"<tr><td>Menu {i}</td><td>{'Body text. ' * 30}</td></tr>" for i in range(4))
+    t = etree.fromstring(f"<table>{rows}</table>", etree.HTMLParser()).find(".//table")
+    assert not is_key_value_table(t)  # four rows: a layout table
+    rows = "".join(f"<tr><td>Label {i}</td><td>value {i}</td></tr>" for i in range(5))
+    t = etree.fromstring(f"<table>{rows}</table>", etree.HTMLParser()).find(".//table")
+    assert is_key_value_table(t)
