@@ -19,7 +19,7 @@ from shards.schema import STAND_IN, build_m3w_sample, make_key, serialize_interl
 
 from .decode import decode_html
 from .extract import ExtractConfig, ImageRef, extract_page
-from .filters import (FilterConfig, LangId, count_words, document_drop_reason,
+from .filters import (FilterConfig, LangId, count_words, count_words_many, document_drop_reason,
                       image_drop_reason, language_drop_reason, split_block,
                       text_drop_reasons)
 from .read import Record
@@ -120,9 +120,11 @@ def candidate_document(rec: Record, fcfg: FilterConfig, ecfg: ExtractConfig,
     blocks: list[tuple[int, str]] = []
     block_roles: list = []
     block_words: list[int] = []
+    texts = [node for node in page.nodes if isinstance(node, str)]
+    node_words = iter(count_words_many(texts))
     for pos, (node, role) in enumerate(zip(page.nodes, roles)):
         if isinstance(node, str):
-            n = count_words(node)
+            n = next(node_words)
             pieces = [node] if n <= fcfg.para_max_words else split_block(node, fcfg.para_max_words)
             for piece in pieces:
                 blocks.append((pos, piece))

@@ -73,12 +73,14 @@ def _compiled(pattern: str) -> re.Pattern:
 # repetition ratios use the same idea: word n-grams become character
 # n-grams of n word lengths inside such runs.
 
-_HAN_KANA = ("\u3040-\u30ff\u31f0-\u31ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
-             "\uff66-\uff9f\U00020000-\U0003134f")
-_SE_ASIAN = "\u0e00-\u0eff\u1000-\u109f\u1780-\u17ff"
+_HAN_KANA_RANGES = ((0x3040, 0x30FF), (0x31F0, 0x31FF), (0x3400, 0x4DBF), (0x4E00, 0x9FFF),
+                    (0xF900, 0xFAFF), (0xFF66, 0xFF9F), (0x20000, 0x3134F))
+_SE_ASIAN_RANGES = ((0x0E00, 0x0EFF), (0x1000, 0x109F), (0x1780, 0x17FF))
+_HAN_KANA = "".join(f"{chr(a)}-{chr(b)}" for a, b in _HAN_KANA_RANGES)
+_SE_ASIAN = "".join(f"{chr(a)}-{chr(b)}" for a, b in _SE_ASIAN_RANGES)
 _UNSPACED_RUN = re.compile(rf"[{_HAN_KANA}]+|[{_SE_ASIAN}]+")
 _HAN_KANA_CHAR = re.compile(rf"[{_HAN_KANA}]")
-CHARS_PER_WORD = {"han_kana": 1.5, "se_asian": 4.0}
+CHARS_PER_WORD = {"han_kana": 1.5, "se_asian": 4.0}  # _Joined.words has them as integer formulas
 
 
 _FIRST_UNSPACED = "\u0e00"  # every unspaced script above sorts after this
@@ -215,68 +217,250 @@ def paragraph_drop_reason(text: str, cfg: FilterConfig, max_words: bool = True,
     return None
 
 
-def char_repetition_ratios(texts: list[str], n: int = 10, min_count: int = 2) -> list[float]:
-    """`char_repetition_ratio` of every text, in one batch of vector
-    operations over all their n-grams (a page's blocks: one sort instead of
-    a Counter per block). The n-grams are 64-bit polynomial hashes of their
-    code points; two different n-grams share one with probability ~2^-64."""
-    sizes = np.fromiter((len(t) for t in texts), dtype=np.int64, count=len(texts))
-    grams = np.maximum(sizes - n + 1, 0)
-    if not grams.sum():
-        return [0.0] * len(texts)
-    cp = np.frombuffer("".join(texts).encode("utf-32-le"), dtype=np.uint32).astype(np.uint64)
-    starts = np.concatenate(([0], np.cumsum(sizes)[:-1]))
-    m = len(cp) - n + 1
-    h = np.zeros(max(m, 0), dtype=np.uint64)
-    with np.errstate(over="ignore"):
-        for j in range(n):
+# ---------------------------------------------------------------- a page's blocks at once
+#
+# The functions above are the definitions, one text at a time. A page's
+# blocks are judged in one batch of vector operations instead (py-spy: the
+# per-block Counters and scans were ~30% of page -> candidate): the blocks
+# are joined by "\n" (whitespace: no word, run or n-gram crosses it) into one
+# code-point array, each code point is classified by one table look-up
+# (whitespace, P/S/N, unspaced script), and every n-gram -- character
+# 10-grams, lowercased word 5-grams, character n-grams inside unspaced runs
+# -- becomes a 64-bit hash keyed by its block, all sorted together once.
+# Only the few keys that occur more than once come back to Python. Two
+# different n-grams share a key with probability ~2^-64: the ratios are
+# those of the definitions above for any real text (tests/pipeline/
+# test_filters.py checks every dev block against them).
+
+_SPACE, _PSN, _PS, _HK, _SE = 1, 2, 4, 8, 16
+_MAX_SPACE = 0x3000  # the last code point str.isspace accepts (checked in the tests)
+
+
+@functools.cache
+def _char_classes() -> np.ndarray:
+    """Code point -> bits: _SPACE (what str.split splits on), _PSN / _PS (what
+    special_char_ratio counts, with / without digits), _HK / _SE (the
+    unspaced scripts of _UNSPACED_RUN)."""
+    t = np.zeros(0x110000, dtype=np.uint8)
+    t[[c for c in range(_MAX_SPACE + 1) if chr(c).isspace()]] |= _SPACE
+    t[np.fromiter(_deleting("PSN"), dtype=np.int64)] |= _PSN
+    t[np.fromiter(_deleting("PS"), dtype=np.int64)] |= _PS
+    for bit, ranges in ((_HK, _HAN_KANA_RANGES), (_SE, _SE_ASIAN_RANGES)):
+        for lo, hi in ranges:
+            t[lo:hi + 1] |= bit
+    return t
+
+
+# Word n-grams and run n-grams share one Counter in word_repetition_ratio (a
+# tuple never equals a str): the run n-grams' hashes are offset by a constant
+# (mod 2^64; numpy wraps uint64 arrays silently, only scalar overflow warns).
+_WORD, _RUN = 2, 3
+_K_MIX = np.uint64(0x9E3779B97F4A7C15)
+_K_DOMAIN = {d: np.uint64(d * 0xC2B2AE3D27D4EB4F % 2 ** 64) for d in (_WORD, _RUN)}
+
+
+def _repeated(keys: np.ndarray, mask: np.uint64) -> tuple[np.ndarray, np.ndarray]:
+    """The keys that occur at least twice: (their block, ``key & mask``, and
+    how often)."""
+    s = np.sort(keys)
+    new = np.flatnonzero(np.r_[True, s[1:] != s[:-1]])
+    counts = np.diff(np.r_[new, len(s)])
+    dup = counts >= 2
+    return (s[new[dup]] & mask).astype(np.int64), counts[dup]
+
+
+class _Joined:
+    """Texts joined by "\n": code points, their classes, and for each position
+    its block and offset in that block."""
+
+    def __init__(self, texts: list[str]):
+        self.sizes = sizes = np.fromiter(map(len, texts), dtype=np.int64, count=len(texts))
+        self.text = "\n".join(texts)
+        self.cp = np.frombuffer(self.text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
+        self.cls = _char_classes()[self.cp]
+        self.starts = np.cumsum(sizes + 1) - (sizes + 1)
+        self.bid = np.repeat(np.arange(len(texts)), sizes + 1)[:len(self.cp)]
+        self.off = np.arange(len(self.cp)) - self.starts[self.bid]
+
+    def word_starts(self) -> np.ndarray:
+        """Positions where a whitespace word of the text with its unspaced runs
+        blanked begins (the words of `_split_scripts`)."""
+        w = (self.cls & (_SPACE | _HK | _SE)) == 0
+        return np.flatnonzero(w & ~np.r_[False, w[:-1]])
+
+    def runs(self):
+        """The unspaced runs (maximal runs of one unspaced script, as
+        _UNSPACED_RUN finds them): (first positions, lengths, script bits)."""
+        u = self.cls & (_HK | _SE)
+        first = np.flatnonzero((u != 0) & (u != np.r_[np.uint8(0), u[:-1]]))
+        if not len(first):
+            return first, first, first
+        inside = np.flatnonzero(u)
+        lengths = np.bincount(np.searchsorted(first, inside, side="right") - 1,
+                              minlength=len(first))
+        return first, lengths, u[first]
+
+    def words(self) -> np.ndarray:
+        """`count_words` of each block: its spaced words, plus each unspaced
+        run's characters divided by its script's mean word length, rounded up
+        (ceil(len / 1.5) = (2 len + 2) // 3 and ceil(len / 4) exactly)."""
+        words = np.bincount(self.bid[self.word_starts()], minlength=len(self.sizes))
+        first, lengths, script = self.runs()
+        if len(first):
+            per_run = np.where(script == _HK, (2 * lengths + 2) // 3, (lengths + 3) // 4)
+            words = words + np.bincount(self.bid[first], weights=per_run,
+                                        minlength=len(self.sizes)).astype(np.int64)
+        return words
+
+    def grams(self, n: int, where: np.ndarray | None = None):
+        """64-bit polynomial hashes of the character n-grams starting at
+        ``where`` (default: every n-gram inside one block), and their blocks."""
+        m = len(self.cp) - n + 1
+        if m <= 0:
+            return np.zeros(0, np.uint64), np.zeros(0, np.int64)
+        cp = self.cp.astype(np.uint64)
+        h = cp[:m].copy()
+        for j in range(1, n):
             h *= _HASH_BASE
             h += cp[j:j + m]
-    # the n-grams that start and end inside one text, with that text's index
-    bid = np.repeat(np.arange(len(texts)), grams)
-    pos = np.repeat(starts, grams) + (np.arange(grams.sum()) - np.repeat(np.cumsum(grams) - grams, grams))
-    h = h[pos]
-    order = np.lexsort((h, bid))
-    h, bid = h[order], bid[order]
-    new = np.r_[True, (h[1:] != h[:-1]) | (bid[1:] != bid[:-1])]
-    run_start = np.flatnonzero(new)
-    run_count = np.diff(np.r_[run_start, len(h)])
-    run_bid = bid[run_start]
-    distinct = np.bincount(run_bid, minlength=len(texts))
-    k = np.sqrt(distinct).astype(np.int64)  # int(sqrt(#distinct)) per text
-    # per text: its runs by count, largest first; keep the top k that repeat
-    order = np.lexsort((-run_count, run_bid))
-    run_count, run_bid = run_count[order], run_bid[order]
-    first = np.r_[0, np.cumsum(distinct)[:-1]]
-    rank = np.arange(len(run_bid)) - first[run_bid]
-    take = (rank < k[run_bid]) & (run_count >= min_count)
-    rep = np.bincount(run_bid[take], weights=run_count[take], minlength=len(texts))
-    return [float(r) / g if g else 0.0 for r, g in zip(rep.tolist(), grams.tolist())]
+        if where is None:
+            where = np.flatnonzero(self.off[:m] <= self.sizes[self.bid[:m]] - n)
+        return h[where], self.bid[where]
+
+
+def _word_grams(texts: list[str], n: int):
+    """Keys of the lowercased word n-grams (and the n-grams of n mean word
+    lengths inside unspaced runs) of `word_repetition_ratio`, with blocks."""
+    low = [t.lower() for t in texts]
+    j = _Joined(low)
+    joined = j.text
+    spaced = (_UNSPACED_RUN.sub(" ", joined) if (j.cls & (_HK | _SE)).any()
+              else joined).split()
+    starts = j.word_starts()
+    if len(starts) != len(spaced):  # the class table and str.split disagree: a bug
+        raise AssertionError(f"word split: {len(starts)} starts for {len(spaced)} words")
+    wbid = j.bid[starts]
+    nw = np.bincount(wbid, minlength=len(texts))
+    first = np.cumsum(nw) - nw
+    keys, bids = [], []
+    m = len(spaced) - n + 1
+    if m > 0:
+        w = np.fromiter(map(hash, spaced), dtype=np.int64, count=len(spaced)).view(np.uint64)
+        g = w[:m].copy()
+        for i in range(1, n):
+            g *= _HASH_BASE
+            g += w[i:i + m]
+        ok = np.flatnonzero(np.arange(m) - first[wbid[:m]] <= nw[wbid[:m]] - n)
+        keys.append(g[ok] + _K_DOMAIN[_WORD])
+        bids.append(wbid[ok])
+    first_pos, lengths, script = j.runs()
+    for bit, cpw in ((_HK, CHARS_PER_WORD["han_kana"]), (_SE, CHARS_PER_WORD["se_asian"])):
+        sel = script == bit
+        if not sel.any():
+            continue
+        k = round(n * cpw)
+        rf, rl = first_pos[sel], lengths[sel]
+        rl = np.maximum(rl - k + 1, 0)  # n-grams per run
+        if not rl.sum():
+            continue
+        where = np.repeat(rf, rl) + (np.arange(rl.sum()) - np.repeat(np.cumsum(rl) - rl, rl))
+        h, b = j.grams(k, where)
+        keys.append(h + _K_DOMAIN[_RUN])
+        bids.append(b)
+    return keys, bids
+
+
+@dataclass
+class BlockStats:
+    """What the paragraph filters measure, for each of a page's blocks."""
+
+    words: list[int]              # count_words
+    special: list[float]          # special_char_ratio (digits counted)
+    char_repetition: list[float]  # char_repetition_ratio(min_count=...)
+    word_repetition: list[float]  # word_repetition_ratio
+
+
+def block_stats(texts: list[str], char_min_count: int = 2, char_n: int = 10,
+                word_n: int = 5) -> BlockStats:
+    """`count_words`, `special_char_ratio`, `char_repetition_ratio` and
+    `word_repetition_ratio` of every text, in one batch (see above)."""
+    nb = len(texts)
+    if not nb:
+        return BlockStats([], [], [], [])
+    j = _Joined(texts)
+    words = j.words()
+    # special characters among the non-space characters
+    nonspace = np.bincount(j.bid, weights=(j.cls & _SPACE) == 0, minlength=nb)
+    psn = np.bincount(j.bid, weights=(j.cls & _PSN) != 0, minlength=nb)
+    special = [p / c if c else 1.0 for p, c in zip(psn.astype(np.int64).tolist(),
+                                                    nonspace.astype(np.int64).tolist())]
+    # the n-grams' keys: the top bits of the hash times an odd constant (the
+    # low bits of a polynomial hash are its last character's), the block's
+    # number in the low bits; sorted, equal neighbours are one n-gram of one
+    # block. Two n-grams of one block share a key with probability
+    # 2^-(64 - bits) (2^-58 for a page of 64 blocks)
+    bits = max(1, (nb - 1).bit_length())
+    mask = np.uint64(2 ** bits - 1)
+    ch, cb = j.grams(char_n)
+    wk, wb = _word_grams(texts, word_n)
+    char_total = np.maximum(j.sizes - char_n + 1, 0).tolist()
+    word_total = np.bincount(np.concatenate(wb), minlength=nb).tolist() if wb else [0] * nb
+    char_rep = [0.0] * nb
+    word_rep = [0.0] * nb
+    for keys, bids, word in ((ch, cb, False), (np.concatenate(wk) if wk else ch[:0],
+                                              np.concatenate(wb) if wb else cb[:0], True)):
+        dbid, dcount = _repeated((keys * _K_MIX & ~mask) | bids.astype(np.uint64), mask)
+        if not len(dbid):
+            continue
+        if word:  # share of the n-grams that occur more than once
+            rep = np.bincount(dbid, weights=dcount, minlength=nb).astype(np.int64).tolist()
+            word_rep = [r / t if r else 0.0 for r, t in zip(rep, word_total)]
+            continue
+        # share of the n-grams taken by the sqrt(#distinct) most frequent that
+        # occur at least char_min_count times: all of those when they are
+        # that few (the usual case), else the largest of them
+        merged = np.bincount(dbid, weights=dcount - 1, minlength=nb).astype(np.int64)
+        big = dcount >= char_min_count
+        big_sum = np.bincount(dbid[big], weights=dcount[big], minlength=nb).astype(np.int64).tolist()
+        big_n = np.bincount(dbid[big], minlength=nb).tolist()
+        distinct = (np.maximum(j.sizes - char_n + 1, 0) - merged).tolist()
+        for i in np.flatnonzero(big_n).tolist():
+            k = int(math.sqrt(distinct[i]))
+            if big_n[i] <= k:
+                char_rep[i] = big_sum[i] / char_total[i]
+            else:
+                cs = dcount[big & (dbid == i)].tolist()
+                char_rep[i] = sum(heapq.nlargest(k, cs)) / char_total[i]
+    return BlockStats(words.tolist(), special, char_rep, word_rep)
+
+
+def char_repetition_ratios(texts: list[str], n: int = 10, min_count: int = 2) -> list[float]:
+    """`char_repetition_ratio` of every text, in one batch (`block_stats`)."""
+    return block_stats(texts, char_min_count=min_count, char_n=n).char_repetition
+
+
+def count_words_many(texts: list[str]) -> list[int]:
+    """`count_words` of every text, in one batch."""
+    return _Joined(texts).words().tolist() if texts else []
 
 
 def paragraph_drop_reasons(texts: list[str], cfg: FilterConfig,
                            counts: list[int] | None = None) -> list[str | None]:
-    """`paragraph_drop_reason` (``max_words=False``) of every block, the
-    character repetition of those still in question computed in one batch."""
+    """`paragraph_drop_reason` (``max_words=False``) of every block, every
+    measure computed in one batch (`block_stats`)."""
+    st = block_stats(texts, char_min_count=cfg.para_char_repetition_min_count)
     if counts is None:
-        counts = [count_words(t) for t in texts]
+        counts = st.words
     reasons: list = [None] * len(texts)
-    ask = []
-    for i, (t, n) in enumerate(zip(texts, counts)):
+    for i, n in enumerate(counts):
         if n < cfg.para_min_words:
             reasons[i] = "too_few_words"
-        elif special_char_ratio(t) > cfg.para_max_special_chars:
+        elif st.special[i] > cfg.para_max_special_chars:
             reasons[i] = "special_characters"
-        else:
-            ask.append(i)
-    if ask:
-        ratios = char_repetition_ratios([texts[i] for i in ask],
-                                        min_count=cfg.para_char_repetition_min_count)
-        for i, r in zip(ask, ratios):
-            if r > cfg.para_max_char_repetition:
-                reasons[i] = "character_repetition"
-            elif word_repetition_ratio(texts[i]) > cfg.para_max_word_repetition:
-                reasons[i] = "word_repetition"
+        elif st.char_repetition[i] > cfg.para_max_char_repetition:
+            reasons[i] = "character_repetition"
+        elif st.word_repetition[i] > cfg.para_max_word_repetition:
+            reasons[i] = "word_repetition"
     return reasons
 
 
@@ -346,7 +530,7 @@ def text_drop_reasons(texts: list[str], roles: list, cfg: FilterConfig,
     Every other check (special characters, repetition) is OBELICS' as is.
     ``counts``: the blocks' word counts, when the caller has them."""
     if counts is None:
-        counts = [count_words(t) for t in texts]
+        counts = count_words_many(texts)
     reasons = paragraph_drop_reasons(texts, cfg, counts)
     for i, role in enumerate(roles):
         if role is not None and role[0] == "pre" and reasons[i] in _RATIOS:

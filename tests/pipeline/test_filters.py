@@ -1,10 +1,18 @@
+import collections
 import functools
+import gzip
+import json
+from pathlib import Path
+
+import numpy as np
 
 from bench.devset import load_pages
 from pipeline.decode import decode_html
 from pipeline.documents import candidate_document, split_document
 from pipeline.extract import ExtractConfig, extract_page
-from pipeline.filters import (FilterConfig, LangId, char_repetition_ratio, count_words,
+from pipeline.filters import (_MAX_SPACE, _PSN, _SPACE, BlockStats, FilterConfig, LangId,
+                              _char_classes, _deleting, block_stats, char_repetition_ratio,
+                              count_words, count_words_many,
                               char_repetition_ratios, document_drop_reason, image_drop_reason,
                               language_drop_reason,
                               paragraph_drop_reason, special_char_ratio, split_block,
@@ -214,3 +222,66 @@ def test_split_edge_cases():
     han = "中" * 3000  # 2,000 words at 1.5 characters a word
     pieces = split_block(han, 1000)
     assert [count_words(p) for p in pieces] == [1000, 1000] and "".join(pieces) == han
+
+
+# ---- the batch path (block_stats) against the per-text definitions
+
+DEV_BLOCKS = Path(__file__).resolve().parents[1] / "data" / "filters" / "dev_blocks.json.gz"
+
+
+@functools.lru_cache(maxsize=None)
+def dev_blocks() -> list[dict]:
+    """The text blocks of 141 dev pages as the extractor gave them on
+    2026-12-03, with the drop reasons the per-block definitions gave them
+    before the batch path existed (tests/data/PROVENANCE.md)."""
+    recs = json.loads(gzip.decompress(DEV_BLOCKS.read_bytes()))
+    for r in recs:
+        r["roles"] = [tuple(x) if x else None for x in r["roles"]]
+    return recs
+
+
+def test_batch_decisions_are_the_per_block_decisions_on_real_pages():
+    recs = dev_blocks()
+    assert len(recs) == 141 and sum(len(r["texts"]) for r in recs) == 3320
+    got = collections.Counter()
+    for r in recs:
+        reasons = text_drop_reasons(r["texts"], r["roles"], C, r["words"])
+        assert reasons == r["reasons"], r["page"]
+        assert text_drop_reasons(r["texts"], r["roles"], C) == reasons, r["page"]
+        got.update(reasons)
+    assert got == {None: 2865, "too_few_words": 269, "special_characters": 162,
+                   "word_repetition": 19, "character_repetition": 5}
+
+
+def test_block_stats_equal_the_definitions_on_every_dev_block():
+    for r in dev_blocks():
+        texts = r["texts"]
+        st = block_stats(texts, char_min_count=3)
+        obelics = block_stats(texts, char_min_count=2)
+        assert count_words_many(texts) == st.words == [count_words(t) for t in texts]
+        assert st.special == [special_char_ratio(t) for t in texts], r["page"]
+        assert st.char_repetition == [char_repetition_ratio(t, min_count=3) for t in texts]
+        assert obelics.char_repetition == [char_repetition_ratio(t) for t in texts], r["page"]
+        assert st.word_repetition == [word_repetition_ratio(t) for t in texts], r["page"]
+
+
+def test_block_stats_edge_cases():
+    texts = ["", "a", "日本語のテキスト", "Hello 世界", "สวัสดีครับ", "경기도 용인에 자리 잡은",
+             "İstanbul İSTANBUL istanbul ΟΔΟΣ ΟΔΟΣ οδοσ", "中" * 30, "ภาษาไทย" * 10,
+             "abc日本def日本abc日本def日本abc日本def", "\u3000x\u3000y\u2028z\x1c w",
+             "click here " * 8, "$$$ ### !!! 123 456 ||| ***", "   "]
+    st = block_stats(texts, char_min_count=2)
+    assert st.words == [count_words(t) for t in texts]
+    assert st.special == [special_char_ratio(t) for t in texts]
+    assert st.char_repetition == [char_repetition_ratio(t) for t in texts]
+    assert st.word_repetition == [word_repetition_ratio(t) for t in texts]
+    assert st.char_repetition[11] > C.para_max_char_repetition and st.word_repetition[11] == 1.0
+    assert block_stats([]) == BlockStats([], [], [], []) and count_words_many([]) == []
+
+
+def test_the_character_table_is_what_str_split_and_translate_use():
+    t = _char_classes()
+    spaces = [c for c in range(0x110000) if chr(c).isspace()]
+    assert max(spaces) <= _MAX_SPACE
+    assert set(np.flatnonzero(t & _SPACE).tolist()) == set(spaces)
+    assert set(np.flatnonzero(t & _PSN).tolist()) == set(_deleting("PSN"))
