@@ -136,10 +136,13 @@ def trim_borders(img: Image.Image) -> Image.Image:
     return img if box == (0, 0) + img.size else img.crop(box)
 
 
-def phash64(img: Image.Image) -> str:
+def phash64(img: Image.Image, trim: bool = True) -> str:
     """64-bit DCT perceptual hash (imagehash.phash, 8x8) of the image's grey
-    pixels with uniform borders trimmed (:func:`trim_borders`), as 16 hex digits."""
-    return str(imagehash.phash(trim_borders(img if img.mode == "L" else img.convert("L")), hash_size=8))
+    pixels with uniform borders trimmed (:func:`trim_borders`), as 16 hex digits.
+    ``trim=False`` hashes the pixels as they are (eval-side views only: what
+    the pipeline stores is always trimmed)."""
+    grey = img if img.mode == "L" else img.convert("L")
+    return str(imagehash.phash(trim_borders(grey) if trim else grey, hash_size=8))
 
 
 def phash_int(hex_hash: str) -> int:
@@ -203,9 +206,34 @@ def eval_image_views(img: Image.Image, view_set: str | None = None) -> list[tupl
     return views
 
 
+def untrimmed_views(img: Image.Image) -> list[tuple[str, Image.Image]]:
+    """Views of an eval image whose own edges are near-uniform (a sky, a
+    studio backdrop, a dark sea), to be hashed *without* trimming: the image
+    with each trimmed side put back, one side at a time, and with all of them
+    (and its mirror).  A copy's trim can stop short of the original's where a
+    letterbox bar, a frame, JPEG noise or a watermark in that region breaks
+    the near-uniformity; the copy then hashes like one of these.  None for an
+    image that is not trimmed (most photos)."""
+    img = normalize_image(img).convert("RGB")
+    w, h = img.size
+    box = border_box(np.asarray(img.convert("L")))
+    if box == (0, 0, w, h):
+        return []
+    left, top, right, bottom = box
+    views = [("untrimmed", img), ("flip+untrimmed", img.transpose(Image.Transpose.FLIP_LEFT_RIGHT))]
+    for side, part in (("left", (0, top, right, bottom)), ("top", (left, 0, right, bottom)),
+                       ("right", (left, top, w, bottom)), ("bottom", (left, top, right, h))):
+        if part != (0, 0, w, h) and part != box:
+            views.append((f"untrimmed-{side}", img.crop(part)))
+    return views
+
+
 def eval_phashes(img: Image.Image, view_set: str | None = None) -> list[tuple[str, str]]:
-    """(view name, phash64) for every indexed view of an eval image."""
-    return [(name, phash64(v)) for name, v in eval_image_views(img, view_set)]
+    """(view name, phash64) for every indexed view of an eval image: those of
+    :func:`eval_image_views` (trimmed, as the pipeline hashes) and those of
+    :func:`untrimmed_views` (not trimmed)."""
+    return ([(name, phash64(v)) for name, v in eval_image_views(img, view_set)]
+            + [(name, phash64(v, trim=False)) for name, v in untrimmed_views(img)])
 
 
 # ---------------------------------------------------------------- video
