@@ -622,16 +622,22 @@ def _fast_identifier():
     from py3langid.langid import MODEL_FILE, LanguageIdentifier
 
     class Identifier(LanguageIdentifier):
-        __slots__ = ("_np_dfa",)
+        __slots__ = ("_np_dfa", "_table32")
 
         def _raw_score(self, text):
             feats = _dfa_features(*self._np_dfa, text)
             if not len(feats):
                 return super()._raw_score(b"")  # py3langid's answer for no features
-            uniq, first, counts = np.unique(feats, return_index=True, return_counts=True)
-            order = np.argsort(first, kind="stable")
-            return self._sparse_score(dict(zip(uniq[order].tolist(), counts[order].tolist())),
-                                      self.nb_ptc)
+            # The model's float16 table, as float32 once (+57 MB): the rows a
+            # page needs are gathered at twice the speed and float32 @ float32
+            # is what float32 @ float16 computes, to the bit. The features are
+            # counted as visit_counts counts them (a Counter: first-occurrence
+            # order, hence the same sum).
+            src, table = getattr(self, "_table32", (None, None))
+            if src is not self.nb_ptc:  # first call, or set_languages changed it
+                src, table = self.nb_ptc, self.nb_ptc.astype(np.float32)
+                self._table32 = (src, table)
+            return self._sparse_score(Counter(feats.tolist()), table)
 
     model = Identifier.from_model_file(MODEL_FILE, norm_probs=True)
     nextmove = np.frombuffer(model.tk_nextmove, dtype=np.uint32) if not isinstance(
