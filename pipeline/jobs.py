@@ -82,6 +82,12 @@ def beam_options(beam_args: list[str]) -> PipelineOptions:
             args.append("--direct_running_mode=multi_processing")
         if not any(a.startswith("--direct_num_workers") for a in args):
             args.append(f"--direct_num_workers={os.cpu_count() or 2}")
+        # the same runner, its SDK workers forked from a copy of this process
+        # instead of each importing Beam and the job again (pipeline/forkworkers.py)
+        from .forkworkers import FORKING_DIRECT_RUNNER
+
+        args = [f"--runner={FORKING_DIRECT_RUNNER}" if a == "--runner=DirectRunner" else a
+                for a in args]
     return PipelineOptions(args)
 
 

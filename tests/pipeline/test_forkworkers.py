@@ -1,0 +1,152 @@
+"""The DirectRunner with forked SDK workers (pipeline/forkworkers.py): real
+multi-process pipelines in a fresh interpreter (forking is only taken where it
+is safe, so not inside a test session that ran Beam already), exact output and
+counters, a dead worker fails its run and the next run still works, the fork
+server never outlives its driver, and the fallbacks."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import apache_beam as beam
+import psutil
+import pytest
+from apache_beam.options.pipeline_options import PipelineOptions
+from apache_beam.testing.util import assert_that, equal_to
+
+from pipeline import forkworkers
+from pipeline.forkworkers import FORKING_DIRECT_RUNNER
+from pipeline.jobs import beam_options
+
+ROOT = Path(__file__).resolve().parents[2]
+
+SCRIPT = textwrap.dedent("""
+    import json, os, sys
+    sys.path.insert(0, sys.argv[1])
+    import apache_beam as beam
+    from apache_beam.metrics import Metrics
+    from apache_beam.options.pipeline_options import PipelineOptions
+    from pipeline import forkworkers
+
+    STATE = {"mark": None}   # set at run time: only a forked worker sees it
+
+    class Tag(beam.DoFn):
+        def process(self, x):
+            Metrics.counter("t", "seen").inc()
+            if x < 0:
+                os._exit(3)   # a worker that dies mid-bundle
+            yield x * 10, STATE["mark"], os.getpid()
+
+    def run(values):
+        opts = PipelineOptions([f"--runner={forkworkers.FORKING_DIRECT_RUNNER}",
+                                "--direct_running_mode=multi_processing",
+                                "--direct_num_workers=2"])
+        got = []
+        p = beam.Pipeline(options=opts)
+        (p | beam.Create(values) | beam.Reshuffle() | beam.ParDo(Tag())
+         | beam.combiners.ToList() | beam.Map(lambda rows: open(sys.argv[2], "w").write(
+             json.dumps(rows))))
+        result = p.run()
+        result.wait_until_finish()
+        rows = json.load(open(sys.argv[2]))
+        seen = [c.committed for c in result.metrics().query()["counters"]
+                if c.key.metric.name == "seen"]
+        return {"values": sorted(r[0] for r in rows), "marks": sorted({r[1] for r in rows}),
+                "pids": len({r[2] for r in rows}), "driver": os.getpid() in {r[2] for r in rows},
+                "seen": seen}
+
+    STATE["mark"] = "set in the driver"
+    out = {"first": run(list(range(40)))}
+    server = forkworkers._SERVER.pid
+    try:
+        run([1, 2, -1, 3])
+        out["dead"] = "no error"
+    except Exception as e:
+        out["dead"] = type(e).__name__
+    out["after"] = run([5, 6])
+    out["same_server"] = forkworkers._SERVER.pid == server
+    print(json.dumps(out))
+""")
+
+
+def test_forked_workers_exact_output_counters_and_a_dead_worker(tmp_path):
+    r = subprocess.run([sys.executable, "-c", SCRIPT, str(ROOT), str(tmp_path / "rows.json")],
+                       capture_output=True, text=True, timeout=240)
+    assert r.returncode == 0, r.stderr[-3000:]
+    out = json.loads(r.stdout.strip().splitlines()[-1])
+    assert out["first"] == {"values": [10 * i for i in range(40)],
+                            "marks": ["set in the driver"], "pids": 2, "driver": False,
+                            "seen": [40]}
+    assert out["dead"] == "RuntimeError"      # Beam's: "Channel closed prematurely"
+    assert out["after"]["values"] == [50, 60] and out["after"]["marks"] == ["set in the driver"]
+    assert out["after"]["seen"] == [2] and out["same_server"] is True
+
+
+def test_the_fork_server_exits_when_its_driver_dies():
+    script = textwrap.dedent("""
+        import os, sys
+        sys.path.insert(0, sys.argv[1])
+        from pipeline.forkworkers import ForkServer
+        s = ForkServer().start()
+        print(s.pid, flush=True)
+        os._exit(0)   # no close(): the pipe's EOF must end the fork server
+    """)
+    out = subprocess.run([sys.executable, "-c", script, str(ROOT)], capture_output=True,
+                         text=True, timeout=60, check=True).stdout
+    pid = int(out.split()[0])
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        try:
+            if psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
+                break
+        except psutil.NoSuchProcess:
+            break
+        time.sleep(0.05)
+    else:
+        pytest.fail(f"fork server {pid} still running after its driver exited")
+
+
+class _Times10(beam.DoFn):
+    def process(self, x):
+        yield x * 10
+
+
+def test_other_running_modes_and_unsafe_forks_use_beams_direct_runner(monkeypatch):
+    def refuse():
+        raise AssertionError("no fork server outside multi-processing mode")
+
+    monkeypatch.setattr(forkworkers, "fork_server", refuse)
+    p = beam.Pipeline(options=PipelineOptions([f"--runner={FORKING_DIRECT_RUNNER}",
+                                               "--direct_running_mode=in_memory"]))
+    assert_that(p | beam.Create([1, 2]) | beam.ParDo(_Times10()), equal_to([10, 20]))
+    p.run().wait_until_finish()
+
+    monkeypatch.undo()
+    monkeypatch.setattr(forkworkers, "_SERVER", None)
+    monkeypatch.setattr(forkworkers, "fork_is_safe", lambda: False)
+    assert forkworkers.fork_server() is None
+
+
+def test_fork_is_unsafe_once_an_epoll_set_is_open():
+    import select
+
+    ep = select.epoll()
+    try:
+        assert forkworkers.fork_is_safe() is False
+    finally:
+        ep.close()
+
+
+def test_jobs_run_the_direct_runner_with_forked_workers():
+    def runner(args):
+        return beam_options(args).get_all_options()["runner"]
+
+    assert runner([]) == FORKING_DIRECT_RUNNER
+    assert runner(["--runner=DirectRunner", "--direct_running_mode=in_memory"]) == \
+        FORKING_DIRECT_RUNNER   # which then runs Beam's DirectRunner as it is
+    assert runner(["--runner=DaskRunner"]) == "pipeline.runners.DaskRunner"
