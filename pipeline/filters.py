@@ -259,6 +259,32 @@ _K_MIX = np.uint64(0x9E3779B97F4A7C15)
 _K_DOMAIN = {d: np.uint64(d * 0xC2B2AE3D27D4EB4F % 2 ** 64) for d in (_WORD, _RUN)}
 
 
+@functools.cache
+def _power(p: int) -> np.uint64:
+    return np.uint64(pow(int(_HASH_BASE), p, 2 ** 64))
+
+
+def _rolling(x: np.ndarray, n: int) -> np.ndarray:
+    """sum(x[i + j] * _HASH_BASE ** (n - 1 - j) for j < n) mod 2^64 for every
+    i: the n-gram hashes, by doubling (log2(n) steps, not n)."""
+    out, have = None, 0  # out: hashes of the first `have` items
+    span, p = x, 1       # span: hashes of windows of p items
+    while True:
+        if n & p:
+            if out is None:
+                out, have = span, p
+            else:
+                m = min(len(out), len(span) - have)
+                out = out[:m] * _power(p) + span[have:have + m]
+                have += p
+        if 2 * p > n:
+            break
+        m = len(span) - p
+        span = span[:m] * _power(p) + span[p:p + m]
+        p *= 2
+    return out[:max(len(x) - n + 1, 0)]
+
+
 def _repeated(keys: np.ndarray, mask: np.uint64) -> tuple[np.ndarray, np.ndarray]:
     """The keys that occur at least twice: (their block, ``key & mask``, and
     how often)."""
@@ -282,12 +308,14 @@ class _Joined:
         self.bid = np.repeat(np.arange(len(texts)), sizes + 1)[:len(self.cp)]
         self.off = np.arange(len(self.cp)) - self.starts[self.bid]
 
+    @functools.cached_property
     def word_starts(self) -> np.ndarray:
         """Positions where a whitespace word of the text with its unspaced runs
         blanked begins (the words of `_split_scripts`)."""
         w = (self.cls & (_SPACE | _HK | _SE)) == 0
         return np.flatnonzero(w & ~np.r_[False, w[:-1]])
 
+    @functools.cached_property
     def runs(self):
         """The unspaced runs (maximal runs of one unspaced script, as
         _UNSPACED_RUN finds them): (first positions, lengths, script bits)."""
@@ -304,8 +332,8 @@ class _Joined:
         """`count_words` of each block: its spaced words, plus each unspaced
         run's characters divided by its script's mean word length, rounded up
         (ceil(len / 1.5) = (2 len + 2) // 3 and ceil(len / 4) exactly)."""
-        words = np.bincount(self.bid[self.word_starts()], minlength=len(self.sizes))
-        first, lengths, script = self.runs()
+        words = np.bincount(self.bid[self.word_starts], minlength=len(self.sizes))
+        first, lengths, script = self.runs
         if len(first):
             per_run = np.where(script == _HK, (2 * lengths + 2) // 3, (lengths + 3) // 4)
             words = words + np.bincount(self.bid[first], weights=per_run,
@@ -318,25 +346,24 @@ class _Joined:
         m = len(self.cp) - n + 1
         if m <= 0:
             return np.zeros(0, np.uint64), np.zeros(0, np.int64)
-        cp = self.cp.astype(np.uint64)
-        h = cp[:m].copy()
-        for j in range(1, n):
-            h *= _HASH_BASE
-            h += cp[j:j + m]
+        h = _rolling(self.cp.astype(np.uint64), n)
         if where is None:
             where = np.flatnonzero(self.off[:m] <= self.sizes[self.bid[:m]] - n)
         return h[where], self.bid[where]
 
 
-def _word_grams(texts: list[str], n: int):
+def _word_grams(texts: list[str], j: _Joined, n: int):
     """Keys of the lowercased word n-grams (and the n-grams of n mean word
-    lengths inside unspaced runs) of `word_repetition_ratio`, with blocks."""
+    lengths inside unspaced runs) of `word_repetition_ratio`, with blocks
+    (``j``: the texts joined)."""
     low = [t.lower() for t in texts]
-    j = _Joined(low)
-    joined = j.text
-    spaced = (_UNSPACED_RUN.sub(" ", joined) if (j.cls & (_HK | _SE)).any()
-              else joined).split()
-    starts = j.word_starts()
+    joined = "\n".join(low)
+    if len(joined) != len(j.text):  # a character lowercased to two (İ): its own positions
+        j = _Joined(low)
+    # else: same positions, and lowercasing keeps every character's class
+    # and the unspaced scripts' characters as they are (checked in the tests)
+    spaced = (_UNSPACED_RUN.sub(" ", joined) if len(j.runs[0]) else joined).split()
+    starts = j.word_starts
     if len(starts) != len(spaced):  # the class table and str.split disagree: a bug
         raise AssertionError(f"word split: {len(starts)} starts for {len(spaced)} words")
     wbid = j.bid[starts]
@@ -346,14 +373,11 @@ def _word_grams(texts: list[str], n: int):
     m = len(spaced) - n + 1
     if m > 0:
         w = np.fromiter(map(hash, spaced), dtype=np.int64, count=len(spaced)).view(np.uint64)
-        g = w[:m].copy()
-        for i in range(1, n):
-            g *= _HASH_BASE
-            g += w[i:i + m]
+        g = _rolling(w, n)
         ok = np.flatnonzero(np.arange(m) - first[wbid[:m]] <= nw[wbid[:m]] - n)
         keys.append(g[ok] + _K_DOMAIN[_WORD])
         bids.append(wbid[ok])
-    first_pos, lengths, script = j.runs()
+    first_pos, lengths, script = j.runs
     for bit, cpw in ((_HK, CHARS_PER_WORD["han_kana"]), (_SE, CHARS_PER_WORD["se_asian"])):
         sel = script == bit
         if not sel.any():
@@ -375,15 +399,15 @@ class BlockStats:
     """What the paragraph filters measure, for each of a page's blocks."""
 
     words: list[int]              # count_words
-    special: list[float]          # special_char_ratio (digits counted)
+    special: list[float]          # special_char_ratio (digits counted; digits=False: not)
     char_repetition: list[float]  # char_repetition_ratio(min_count=...)
     word_repetition: list[float]  # word_repetition_ratio
 
 
 def block_stats(texts: list[str], char_min_count: int = 2, char_n: int = 10,
-                word_n: int = 5) -> BlockStats:
-    """`count_words`, `special_char_ratio`, `char_repetition_ratio` and
-    `word_repetition_ratio` of every text, in one batch (see above)."""
+                word_n: int = 5, digits: bool = True) -> BlockStats:
+    """`count_words`, `special_char_ratio` (``digits``), `char_repetition_ratio`
+    and `word_repetition_ratio` of every text, in one batch (see above)."""
     nb = len(texts)
     if not nb:
         return BlockStats([], [], [], [])
@@ -391,7 +415,7 @@ def block_stats(texts: list[str], char_min_count: int = 2, char_n: int = 10,
     words = j.words()
     # special characters among the non-space characters
     nonspace = np.bincount(j.bid, weights=(j.cls & _SPACE) == 0, minlength=nb)
-    psn = np.bincount(j.bid, weights=(j.cls & _PSN) != 0, minlength=nb)
+    psn = np.bincount(j.bid, weights=(j.cls & (_PSN if digits else _PS)) != 0, minlength=nb)
     special = [p / c if c else 1.0 for p, c in zip(psn.astype(np.int64).tolist(),
                                                     nonspace.astype(np.int64).tolist())]
     # the n-grams' keys: the top bits of the hash times an odd constant (the
@@ -402,7 +426,7 @@ def block_stats(texts: list[str], char_min_count: int = 2, char_n: int = 10,
     bits = max(1, (nb - 1).bit_length())
     mask = np.uint64(2 ** bits - 1)
     ch, cb = j.grams(char_n)
-    wk, wb = _word_grams(texts, word_n)
+    wk, wb = _word_grams(texts, j, word_n)
     char_total = np.maximum(j.sizes - char_n + 1, 0).tolist()
     word_total = np.bincount(np.concatenate(wb), minlength=nb).tolist() if wb else [0] * nb
     char_rep = [0.0] * nb
@@ -445,12 +469,13 @@ def count_words_many(texts: list[str]) -> list[int]:
 
 
 def paragraph_drop_reasons(texts: list[str], cfg: FilterConfig,
-                           counts: list[int] | None = None) -> list[str | None]:
-    """`paragraph_drop_reason` (``max_words=False``) of every block, every
-    measure computed in one batch (`block_stats`)."""
-    st = block_stats(texts, char_min_count=cfg.para_char_repetition_min_count)
+                           counts: list[int] | None = None,
+                           data: bool = False) -> list[str | None]:
+    """`paragraph_drop_reason` (``max_words=False``, ``data``) of every block,
+    every measure computed in one batch (`block_stats`)."""
+    st = block_stats(texts, char_min_count=cfg.para_char_repetition_min_count, digits=not data)
     if counts is None:
-        counts = st.words
+        counts = count_words_many([_DIGITS.sub("", t) for t in texts]) if data else st.words
     reasons: list = [None] * len(texts)
     for i, n in enumerate(counts):
         if n < cfg.para_min_words:
@@ -539,14 +564,16 @@ def text_drop_reasons(texts: list[str], roles: list, cfg: FilterConfig,
     for i, role in enumerate(roles):
         if role is not None and role[1] is not None:
             groups.setdefault(role[1], []).append(i)
-    for members in groups.values():
-        if len(members) < GROUP_MIN_ITEMS or all(reasons[i] is None for i in members):
-            continue
-        whole = "\n".join(texts[i] for i in members)
-        if count_words(_DIGITS.sub("", whole)) < 3 * cfg.para_min_words:
-            continue
-        if paragraph_drop_reason(whole, cfg, max_words=False, data=True) is None:
-            for i in members:
+    judged = [m for m in groups.values()
+              if len(m) >= GROUP_MIN_ITEMS and any(reasons[i] is not None for i in m)]
+    wholes = ["\n".join(texts[i] for i in m) for m in judged]
+    n_data = count_words_many([_DIGITS.sub("", w) for w in wholes])
+    asked = [k for k, n in enumerate(n_data) if n >= 3 * cfg.para_min_words]
+    whole_reasons = paragraph_drop_reasons([wholes[k] for k in asked], cfg,
+                                           [n_data[k] for k in asked], data=True)
+    for k, reason in zip(asked, whole_reasons):
+        if reason is None:
+            for i in judged[k]:
                 reasons[i] = None
     for i in range(len(texts) - 2, -1, -1):
         role = roles[i]

@@ -11,7 +11,7 @@ from bench.devset import load_pages
 from pipeline.decode import decode_html
 from pipeline.documents import candidate_document, split_document
 from pipeline.extract import ExtractConfig, extract_page
-from pipeline.filters import (_MAX_SPACE, _PSN, _SPACE, BlockStats, FilterConfig, LangId,
+from pipeline.filters import (_HK, _MAX_SPACE, _PS, _PSN, _SE, _SPACE, BlockStats, FilterConfig, LangId,
                               _char_classes, _deleting, block_stats, char_repetition_ratio,
                               count_words, count_words_many,
                               char_repetition_ratios, document_drop_reason, image_drop_reason,
@@ -264,6 +264,8 @@ def test_block_stats_equal_the_definitions_on_every_dev_block():
         assert st.char_repetition == [char_repetition_ratio(t, min_count=3) for t in texts]
         assert obelics.char_repetition == [char_repetition_ratio(t) for t in texts], r["page"]
         assert st.word_repetition == [word_repetition_ratio(t) for t in texts], r["page"]
+        assert block_stats(texts, digits=False).special == [
+            special_char_ratio(t, digits=False) for t in texts], r["page"]
 
 
 def test_block_stats_edge_cases():
@@ -276,6 +278,8 @@ def test_block_stats_edge_cases():
     assert st.special == [special_char_ratio(t) for t in texts]
     assert st.char_repetition == [char_repetition_ratio(t) for t in texts]
     assert st.word_repetition == [word_repetition_ratio(t) for t in texts]
+    assert block_stats(texts, digits=False).special == [special_char_ratio(t, digits=False)
+                                                         for t in texts]
     assert st.char_repetition[11] > C.para_max_char_repetition and st.word_repetition[11] == 1.0
     assert block_stats([]) == BlockStats([], [], [], []) and count_words_many([]) == []
 
@@ -286,6 +290,16 @@ def test_the_character_table_is_what_str_split_and_translate_use():
     assert max(spaces) <= _MAX_SPACE
     assert set(np.flatnonzero(t & _SPACE).tolist()) == set(spaces)
     assert set(np.flatnonzero(t & _PSN).tolist()) == set(_deleting("PSN"))
+    assert set(np.flatnonzero(t & _PS).tolist()) == set(_deleting("PS"))
+    # word repetition reuses the original text's positions when lowercasing
+    # keeps its length: lowercasing must keep each character's class, and the
+    # unspaced scripts' characters as they are
+    kinds = _SPACE | _HK | _SE
+    for c in range(0x110000):
+        low = chr(c).lower()
+        if len(low) == 1:
+            assert t[c] & kinds == t[ord(low)] & kinds, hex(c)
+            assert not t[c] & (_HK | _SE) or low == chr(c), hex(c)
 
 
 def test_language_id_scores_are_py3langids_to_the_bit():
