@@ -16,7 +16,9 @@ trainable weights and optimiser state in the same format as DDP's.
 from __future__ import annotations
 
 import contextlib
+import gc
 import os
+import time
 from dataclasses import dataclass
 
 import torch
@@ -58,9 +60,14 @@ def teardown(d: Dist) -> None:
     (which needs the GIL) just after running it; destroying the group while it
     is still doing so deadlocks (the main thread joins it holding the GIL). The
     barrier's own work holds no Python tensors, so once it completes the worker
-    is idle."""
+    is idle. The sleep then releases the GIL for a moment: a worker thread still
+    freeing an earlier collective's tensors (gloo runs several) gets it and
+    finishes before the main thread enters the shutdown, which joins those
+    threads without releasing the GIL (a rare hang of one rank at exit, seen in CI)."""
     if d.enabled and dist.is_initialized():
+        gc.collect()
         dist.barrier()
+        time.sleep(0.2)
         dist.destroy_process_group()
 
 

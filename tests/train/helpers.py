@@ -106,3 +106,34 @@ def tiny_config(out_dir, datasets: list[dict], **overrides):
                   holdout=0.0, progress=False, device="cpu", threads=1)
     values.update(overrides)
     return TrainConfig(**values)
+
+
+def _rank_entry(target, args, dump_after: float) -> None:
+    """A spawned rank: if it is still running after ``dump_after`` s, every thread's
+    Python stack goes to stderr and the rank exits (so a hang shows where it is)."""
+    import faulthandler
+    faulthandler.dump_traceback_later(dump_after, exit=True)
+    target(*args)
+    faulthandler.cancel_dump_traceback_later()
+
+
+def run_ranks(target, rank_args: list[tuple], timeout: float = 300) -> list[int]:
+    """Start one spawned process per entry of ``rank_args`` (target(*args)), wait for all
+    of them together up to ``timeout`` s, kill any left; returns the exit codes.
+
+    Spawned, not forked: a fork of a process whose OpenMP pool is running can hang in GEMM.
+    """
+    import multiprocessing
+    import time
+    ctx = multiprocessing.get_context("spawn")
+    procs = [ctx.Process(target=_rank_entry, args=(target, args, timeout - 20)) for args in rank_args]
+    for p in procs:
+        p.start()
+    deadline = time.monotonic() + timeout
+    for p in procs:
+        p.join(timeout=max(0.0, deadline - time.monotonic()))
+    for p in procs:   # a rank left waiting on a dead peer must not outlive the test
+        if p.exitcode is None:
+            p.kill()
+            p.join()
+    return [p.exitcode for p in procs]

@@ -2,13 +2,12 @@
 from __future__ import annotations
 
 import math
-import multiprocessing
 import os
 import socket
 
 import torch
 
-from tests.train.helpers import tiny_config, write_m3w, write_pairs
+from tests.train.helpers import run_ranks, tiny_config, write_m3w, write_pairs
 from train.train import train
 
 
@@ -35,19 +34,8 @@ def test_two_process_gloo_ddp(tmp_path):
                 {"name": "pairs", "kind": "pairs", "shards": str(tmp_path / "pairs"), "weight": 0.2,
                  "batch_size": 2, "seq_len": 32}]
     cfg = tiny_config(tmp_path / "run", datasets, steps=4, grad_accum=2, mixture="accumulate")
-    # Spawned, not forked: a fork of a process whose OpenMP pool is running can hang in GEMM.
-    ctx = multiprocessing.get_context("spawn")
     port = free_port()
-    procs = [ctx.Process(target=rank_main, args=(r, 2, port, cfg, str(tmp_path))) for r in range(2)]
-    for p in procs:
-        p.start()
-    for p in procs:
-        p.join(timeout=120)
-    for p in procs:   # a rank left waiting on a dead peer must not outlive the test
-        if p.exitcode is None:
-            p.kill()
-            p.join()
-    assert [p.exitcode for p in procs] == [0, 0]
+    assert run_ranks(rank_main, [(r, 2, port, cfg, str(tmp_path)) for r in range(2)]) == [0, 0]
     r0, r1 = (torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in range(2))
     assert [x["step"] for x in r0["losses"]] == [1, 2, 3, 4]
     for res in (r0, r1):

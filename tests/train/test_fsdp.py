@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import multiprocessing
 import os
 
 import pytest
@@ -20,7 +19,7 @@ import torch
 from model.state import read_trainable
 from shards.schema import make_key
 from shards.writer import write_manifest, write_shard
-from tests.train.helpers import captions, m3w_doc, tiny_config
+from tests.train.helpers import captions, m3w_doc, run_ranks, tiny_config
 from tests.train.test_ddp import free_port
 from train import checkpoint
 from train.dist import load_trainable_state
@@ -57,19 +56,8 @@ def rank_main(rank: int, world: int, port: int, cfg, rank_shards: list[str], out
 
 def launch(cfg, rank_shards, out, resume: bool = False) -> list[dict]:
     os.makedirs(out, exist_ok=True)
-    ctx = multiprocessing.get_context("spawn")  # not fork: forking a live OpenMP pool can hang
     port = free_port()
-    procs = [ctx.Process(target=rank_main, args=(r, 2, port, cfg, rank_shards, str(out), resume))
-             for r in range(2)]
-    for p in procs:
-        p.start()
-    for p in procs:
-        p.join(timeout=120)
-    for p in procs:
-        if p.exitcode is None:
-            p.kill()
-            p.join()
-    assert [p.exitcode for p in procs] == [0, 0]
+    assert run_ranks(rank_main, [(r, 2, port, cfg, rank_shards, str(out), resume) for r in range(2)]) == [0, 0]
     return [torch.load(os.path.join(out, f"rank{r}.pt"), weights_only=True) for r in range(2)]
 
 
