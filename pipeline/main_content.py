@@ -13,7 +13,9 @@ landing page's sections, an article in table rows); its siblings with good
 scores (or plain paragraphs of prose) join it. When the page names its main
 content (<main>, role=main, articleBody, class main_content ...) and the
 choice lies wholly outside that container, the container wins
-(`_named_main`). Inside the
+(`_named_main`). A page where no pass finds an article (a listing: a job
+board, an index of linked titles) gets its container with the most rows
+(`_rows_region`). Inside the
 chosen subtrees, link-heavy or form-like blocks (lists of links, share bars,
 galleries without text) are cut by `clean_conditionally`.
 
@@ -772,6 +774,10 @@ def find_main_content(body, keep_comments: bool = False, prose: Prose | None = N
     named = _named_main(body, best, best.measure)
     if named is not None:
         best = named
+    if best.chars < MIN_ARTICLE_CHARS:
+        rows = _rows_region(best, best.measure)
+        if rows is not None:
+            best = rows
     threads = (relaxed or strict).comments
     if best.chars < FORUM_MAX_CHARS and threads:
         m = measure(body, set(), comments=False)
@@ -815,6 +821,49 @@ def _named_main(body, best: Selection, m: Measure) -> Selection | None:
         if sel.chars >= NAMED_MIN_CHARS:
             return sel
     return None
+
+
+# A page that is a listing -- a job board, a price list, an index of linked
+# titles with dates -- has no prose to score and no pass reaches
+# MIN_ARTICLE_CHARS. Its content is the container with the most rows:
+# children of one tag and class (at least ROWS_MIN of them and ROWS_SHARE of
+# its children), each with at least two elements (cells: a title link and a
+# date, a <li> per column) and ROWS_MIN_ROW_CHARS of text. It replaces the
+# weak choice when it holds ROWS_OVER times its text.
+ROWS_MIN = 5
+ROWS_SHARE = 0.6
+ROWS_MIN_CELLS = 2
+ROWS_MIN_ROW_CHARS = 15
+ROWS_OVER = 2.0
+
+
+def _rows_region(best: Selection, m: Measure) -> Selection | None:
+    """The listing's container (see ROWS_MIN), or None: the walked element
+    with the most rows, then the most text, holding ROWS_OVER times the
+    weak choice's text. Runs only when no pass found an article."""
+    stats = m.stats
+    skip = best.skip
+    need = ROWS_OVER * max(best.chars, 1)
+    found, found_key = None, (0, 0)
+    for el, st in stats.items():
+        tl = st[0]
+        if tl < need or len(el) < ROWS_MIN:
+            continue
+        sig = collections.Counter()
+        n = 0
+        for ch in el:
+            if ch.tag.__class__ is str and ch not in skip:
+                n += 1
+                if len(ch) >= ROWS_MIN_CELLS and stats.get(ch, _NO_STATS)[0] >= ROWS_MIN_ROW_CHARS:
+                    sig[(ch.tag, ch.get("class"))] += 1
+        if not sig:
+            continue
+        c = sig.most_common(1)[0][1]
+        if c >= ROWS_MIN and c >= ROWS_SHARE * n and (c, tl) > found_key:
+            found, found_key = el, (c, tl)
+    if found is None:
+        return None
+    return Selection([found], found, set(skip), stats[found][0], m)
 
 
 def _add_threads(sel: Selection, threads: dict) -> None:

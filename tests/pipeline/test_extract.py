@@ -661,3 +661,32 @@ def test_an_infobox_is_a_data_table_and_reaches_the_shards():
     rows = "".join(f"<tr><td>Label {i}</td><td>value {i}</td></tr>" for i in range(5))
     t = etree.fromstring(f"<table>{rows}</table>", etree.HTMLParser()).find(".//table")
     assert is_key_value_table(t)
+
+
+def test_a_listing_without_prose_is_its_rows():
+    # A Chinese job board (the WARC's cc-0760-jxtdw-com): 36 jobs, each a
+    # <ul class="bd"> of six <li> cells (title and company linked), under a
+    # header <ul class="tit">; no paragraph scores, and every pass finds
+    # under 500 characters (the footer's link bar won). The container with
+    # the most rows of one tag and class is the content: rows as lines.
+    p = dev_extract("cc-0760-jxtdw-com")
+    assert p.nodes[:8] == ["职位名称", "单位名称", "学历要求", "工作地区", "性别", "更新日期",
+                           "造价咨询人员", "自强土木"]
+    assert len(p.nodes) == 218 and p.nodes[-1] == "2018-03-27"
+    assert len({r[1] for r in p.roles}) == 37  # the header and 36 rows, one group each
+    assert not any("关于我们" in n for n in p.nodes)
+    doc = dev_candidate("cc-0760-jxtdw-com").value
+    assert [n["text"] for n in doc["nodes"]] == p.nodes
+
+
+def test_rows_do_not_replace_an_article():
+    # An article found by the scorer (>= 500 characters) keeps its place
+    # beside a longer list of rows (a teaser table in the sidebar).
+    rows = "".join(f"<tr><td><a href='/{i}'>Teaser headline {i}</a></td><td>2020-01-{i % 28 + 1:02d}"
+                   "</td></tr>" for i in range(80))
+    html = ("<html><body><div class='story'>"
+            + "".join(f"<p>Paragraph {i} of the story, with enough words, and a comma, "
+                      "to be scored as prose by the readability scorer.</p>" for i in range(6))
+            + f"</div><div class='side'><table>{rows}</table></div></body></html>")
+    nodes = extract_page(html, URL).nodes
+    assert len(nodes) == 6 and all(n.startswith("Paragraph ") for n in nodes)
