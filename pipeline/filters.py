@@ -264,6 +264,37 @@ def _power(p: int) -> np.uint64:
     return np.uint64(pow(int(_HASH_BASE), p, 2 ** 64))
 
 
+_powers_of_base: list = [np.ones(1, dtype=np.uint64), np.ones(1, dtype=np.uint64)]
+_INVERSE_BASE = np.uint64(pow(int(_HASH_BASE), -1, 2 ** 64))
+
+
+def _powers(n: int) -> tuple[np.ndarray, np.ndarray]:
+    """_HASH_BASE ** i and its inverse ** i mod 2^64 for i < n (grown by
+    doubling and kept; a new pair replaces the old one whole)."""
+    pw, inv = _powers_of_base
+    if len(pw) < n:
+        size = max(n, 2 * len(pw))
+        pw = np.cumprod(np.r_[np.uint64(1), np.full(size - 1, _HASH_BASE, dtype=np.uint64)])
+        inv = np.cumprod(np.r_[np.uint64(1), np.full(size - 1, _INVERSE_BASE, dtype=np.uint64)])
+        _powers_of_base[:] = [pw, inv]
+    return pw, inv
+
+
+def _span_hashes(cp: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """A 64-bit hash of each string cp[starts[i]:ends[i]] (the words, without
+    making them): sum((cp + 1) * B ** k) over its code points by prefix sums,
+    then splitmix64's finaliser (the word n-grams combine these linearly)."""
+    pw, inv = _powers(len(cp) + 1)
+    prefix = np.r_[np.uint64(0), np.cumsum((cp.astype(np.uint64) + np.uint64(1)) * pw[:len(cp)])]
+    h = (prefix[ends] - prefix[starts]) * inv[starts]
+    h ^= h >> np.uint64(30)
+    h *= np.uint64(0xBF58476D1CE4E5B9)
+    h ^= h >> np.uint64(27)
+    h *= np.uint64(0x94D049BB133111EB)
+    h ^= h >> np.uint64(31)
+    return h
+
+
 def _rolling(x: np.ndarray, n: int) -> np.ndarray:
     """sum(x[i + j] * _HASH_BASE ** (n - 1 - j) for j < n) mod 2^64 for every
     i: the n-gram hashes, by doubling (log2(n) steps, not n)."""
@@ -309,11 +340,21 @@ class _Joined:
         self.off = np.arange(len(self.cp)) - self.starts[self.bid]
 
     @functools.cached_property
+    def _in_word(self) -> np.ndarray:
+        return (self.cls & (_SPACE | _HK | _SE)) == 0
+
+    @functools.cached_property
     def word_starts(self) -> np.ndarray:
         """Positions where a whitespace word of the text with its unspaced runs
         blanked begins (the words of `_split_scripts`)."""
-        w = (self.cls & (_SPACE | _HK | _SE)) == 0
+        w = self._in_word
         return np.flatnonzero(w & ~np.r_[False, w[:-1]])
+
+    @functools.cached_property
+    def word_ends(self) -> np.ndarray:
+        """One past the last position of each of those words."""
+        w = self._in_word
+        return np.flatnonzero(w & ~np.r_[w[1:], False]) + 1
 
     @functools.cached_property
     def runs(self):
@@ -360,20 +401,18 @@ def _word_grams(texts: list[str], j: _Joined, n: int):
     joined = "\n".join(low)
     if len(joined) != len(j.text):  # a character lowercased to two (İ): its own positions
         j = _Joined(low)
-    # else: same positions, and lowercasing keeps every character's class
-    # and the unspaced scripts' characters as they are (checked in the tests)
-    spaced = (_UNSPACED_RUN.sub(" ", joined) if len(j.runs[0]) else joined).split()
+        lower_cp = j.cp
+    else:  # same positions, and lowercasing keeps every character's class and
+        # the unspaced scripts' characters as they are (checked in the tests)
+        lower_cp = np.frombuffer(joined.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
     starts = j.word_starts
-    if len(starts) != len(spaced):  # the class table and str.split disagree: a bug
-        raise AssertionError(f"word split: {len(starts)} starts for {len(spaced)} words")
     wbid = j.bid[starts]
     nw = np.bincount(wbid, minlength=len(texts))
     first = np.cumsum(nw) - nw
     keys, bids = [], []
-    m = len(spaced) - n + 1
+    m = len(starts) - n + 1
     if m > 0:
-        w = np.fromiter(map(hash, spaced), dtype=np.int64, count=len(spaced)).view(np.uint64)
-        g = _rolling(w, n)
+        g = _rolling(_span_hashes(lower_cp, starts, j.word_ends), n)
         ok = np.flatnonzero(np.arange(m) - first[wbid[:m]] <= nw[wbid[:m]] - n)
         keys.append(g[ok] + _K_DOMAIN[_WORD])
         bids.append(wbid[ok])
