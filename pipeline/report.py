@@ -16,12 +16,12 @@ RUN_ONLY = ("shards_written", "shards_skipped_complete", "media_cache_hits", "me
 FUNNEL = {
     "m3w": [("records_read", "records read"), ("pages", "HTML pages"),
             ("candidate_documents", "candidate documents"), ("documents", "documents written"),
-            ("images_requested", "images referenced"), ("images_ok", "images decoded"),
-            ("images_kept", "images written")],
+            ("images_requested", "distinct images referenced"),
+            ("images_ok", "distinct images decoded"), ("images_kept", "image slots written")],
     "pairs": [("records_read", "records read"), ("pages", "HTML pages"),
               ("list_rows", "list rows"), ("caption_candidates", "captions seen"),
-              ("candidate_pairs", "captions kept"), ("images_requested", "images referenced"),
-              ("images_ok", "images decoded"), ("pairs_unique", "unique pairs"),
+              ("candidate_pairs", "captions kept"), ("images_requested", "distinct images referenced"),
+              ("images_ok", "distinct images decoded"), ("pairs_unique", "unique pairs"),
               ("samples_in_shards", "pairs written")],
     "videos": [("records_read", "records read"), ("pages", "HTML pages"),
                ("list_rows", "list rows"), ("video_candidates", "videos found"),
@@ -45,10 +45,13 @@ def data_counters(counters: dict) -> dict:
 
 
 def drops_by_stage(counters: dict) -> dict:
-    """{"paragraph": {"too_few_words": n, ...}, "image": {...}, ...}."""
+    """{"paragraph": {"too_few_words": n, ...}, "image": {...}, ...}.
+
+    ``drop_<stage>_<reason>`` names its stage; ``read_drop_``, ``page_drop_``,
+    ``fetch_drop_`` and ``list_drop_`` counters are the read/page/fetch/list stages'."""
     stages: dict[str, dict] = {}
     for name, v in counters.items():
-        for prefix in ("drop_", "read_drop_", "page_drop_", "fetch_drop_"):
+        for prefix in ("drop_", "read_drop_", "page_drop_", "fetch_drop_", "list_drop_"):
             if name.startswith(prefix):
                 rest = name[len(prefix):]
                 if prefix == "drop_":
