@@ -86,13 +86,16 @@ def main(argv=None) -> int:
     ap.add_argument("--image-crop-threshold", type=int, default=None,
                     help="smaller radius for the crop views (default: --image-threshold); "
                          "bench/bench_dedup.py --crop-threshold measures the trade")
+    ap.add_argument("--image-margin", type=int, default=DEFAULT_THRESHOLDS["image_margin"],
+                    help="an eval view's radius stops this many bits short of the nearest view of "
+                         "another eval image (default %(default)s; -1: off)")
     ap.add_argument("--video-frame-threshold", type=int, default=DEFAULT_THRESHOLDS["video_frame"])
     ap.add_argument("--ngram", type=int, default=DEFAULT_THRESHOLDS["text_ngram"],
                     help="n of the n-gram text containment rule (GPT-3: 13)")
     args = ap.parse_args(argv)
     for option, value, low in (("--workers", args.workers, 0), ("--image-threshold", args.image_threshold, 0),
                                ("--video-frame-threshold", args.video_frame_threshold, 0),
-                               ("--ngram", args.ngram, 1),
+                               ("--ngram", args.ngram, 1), ("--image-margin", args.image_margin, -1),
                                ("--image-crop-threshold", 0 if args.image_crop_threshold is None
                                 else args.image_crop_threshold, 0)):
         if value < low:
@@ -103,6 +106,7 @@ def main(argv=None) -> int:
             src = parse_eval_arg(arg)
             items.extend(load_eval_set(src, require_media=not args.allow_missing_media))
         index = build(items, {"image": args.image_threshold, "image_crop": args.image_crop_threshold,
+                              "image_margin": None if args.image_margin < 0 else args.image_margin,
                               "video_frame": args.video_frame_threshold,
                               "text_ngram": args.ngram}, args.workers, progress=sys.stderr)
     except EvalSetError as e:

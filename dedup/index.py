@@ -11,7 +11,10 @@ in every report):
 - image: Hamming distance between the training image's phash64 and any
   indexed view of an eval image (full, mirror, crops; see
   ``fingerprints.eval_image_views``) <= ``image``.  Searched by multi-index
-  hashing, exact (``dedup.mih``).
+  hashing, exact (``dedup.mih``).  Where eval images crowd together (objects
+  on a plain ground hash alike), a view's radius is cut to ``image_margin``
+  bits short of the nearest view of another eval image (computed exactly when
+  the index is built, stored as ``image_nn``; not below ``image_min_radius``).
 - video: each 1 FPS training frame is matched against eval frames at
   <= ``video_frame``; a clip matches an eval clip when at least
   ``video_min_frames`` of its frames, and ``video_min_fraction`` of the
@@ -48,6 +51,18 @@ DEFAULT_THRESHOLDS = {
     # crop views (``crop*`` in fingerprints.eval_image_views) match at this
     # radius; None = ``image``
     "image_crop": None,
+    # the whole-image views (``full``, ``flip``: most copies, and a text
+    # overlay moves their hash 8-12 bits) match at this wider radius
+    "image_whole": 8,
+    # Crowded regions of hash space (objects on a plain ground: a disc on
+    # white hashes like every other disc on white): an eval view's radius is
+    # cut to ``image_margin`` bits short of the nearest view of any *other*
+    # eval image (not one within ``image_same_bits`` of it: the same photo in
+    # two sets), never below ``image_min_radius``.  A training image about
+    # halfway between two eval images then matches neither.  None: off.
+    "image_margin": 3,
+    "image_min_radius": 2,
+    "image_same_bits": 4,
     "video_frame": 6,
     "video_min_frames": 2,
     "video_min_fraction": 0.5,
@@ -89,8 +104,21 @@ class EvalIndex:
         r = int(self.thresholds["image"])
         r_crop = self.thresholds.get("image_crop")
         r_crop = r if r_crop is None else min(r, int(r_crop))
-        view_radius = np.array([r_crop if v.startswith("crop") else r for v in views] or [r], dtype=np.int64)
+        r_whole = self.thresholds.get("image_whole")
+        r_whole = r if r_whole is None else max(r, int(r_whole))
+        view_radius = np.array([r_whole if v in WHOLE_VIEWS else r_crop if v.startswith("crop") else r
+                                for v in views] or [r], dtype=np.int64)
         self._code_radius = view_radius[arrays["image_view"].astype(np.int64)]
+        # the whole-image views, searched at the wider radius in an index of their own
+        # (2 codes per eval image), so the search over all views stays at ``image``
+        self._r_whole = r_whole
+        self._whole_ids = np.flatnonzero(self._code_radius > r) if r_whole > r else np.zeros(0, np.int64)
+        self._whole_mih = MultiIndexHash(arrays["image_codes"][self._whole_ids]) if len(self._whole_ids) else None
+        margin = self.thresholds.get("image_margin")
+        if margin is not None and "image_nn" in arrays:
+            cap = np.maximum(arrays["image_nn"].astype(np.int64) - int(margin),
+                             int(self.thresholds.get("image_min_radius") or 0))
+            self._code_radius = np.minimum(self._code_radius, cap)
         self._frame_mih = MultiIndexHash(arrays["frame_codes"])
         self._ngram_sorted = arrays["ngram_codes"]       # sorted
         self._exact_sorted = arrays["exact_codes"]       # sorted
@@ -151,12 +179,24 @@ class EvalIndex:
             order = np.lexsort((o, c))
             return c[order], o[order]
 
+        img_codes_a = np.array(img_codes, dtype=np.uint64)
+        img_item_a = np.array(img_item, dtype=np.int32)
+        full_view = view_id.get("full")
+        img_nn = np.full(len(img_codes), NN_NONE, dtype=np.uint8) if thresholds.get("image_margin") is None \
+            else other_image_distance(
+            img_codes_a, img_item_a,
+            (np.array(img_view) == full_view) if full_view is not None else np.zeros(len(img_codes), bool),
+            # a neighbour further than radius + margin - 1 bits leaves the radius as it is
+            max(int(thresholds["image"]), int(thresholds.get("image_whole") or 0))
+            + max(int(thresholds.get("image_margin") or 0) - 1, 0),
+            int(thresholds.get("image_same_bits") or 0))
         ng_c, ng_i = sort_pair(ng_codes, ng_item)
         ex_c, ex_i = sort_pair(ex_codes, ex_item)
         arrays = {
-            "image_codes": np.array(img_codes, dtype=np.uint64),
-            "image_item": np.array(img_item, dtype=np.int32),
+            "image_codes": img_codes_a,
+            "image_item": img_item_a,
             "image_view": np.array(img_view, dtype=np.int16),
+            "image_nn": img_nn,
             "frame_codes": np.array(fr_codes, dtype=np.uint64),
             "frame_item": np.array(fr_item, dtype=np.int32),
             "frame_pos": np.array(fr_pos, dtype=np.int32),
@@ -237,6 +277,12 @@ class EvalIndex:
         """Batch form of :meth:`match_image` (vectorised; use it in jobs)."""
         q = np.array([int(h, 16) for h in phash_hexes], dtype=np.uint64)
         qi, ci, d = self._image_mih.search_pairs(q, int(self.thresholds["image"]))
+        if self._whole_mih is not None:
+            wq, wc, wd = self._whole_mih.search_pairs(q, self._r_whole)
+            far = wd > int(self.thresholds["image"])      # the nearer ones were found above
+            qi = np.concatenate([qi, wq[far]])
+            ci = np.concatenate([ci, self._whole_ids[wc[far]]])
+            d = np.concatenate([d, wd[far]])
         keep = d <= self._code_radius[ci]
         qi, ci, d = qi[keep], ci[keep], d[keep]
         best: list[dict[int, tuple[int, int]]] = [dict() for _ in phash_hexes]
@@ -328,6 +374,51 @@ class EvalIndex:
         key = fp.canonical_url(url)
         return [self._match(i, "url", 0, key, ref=_first_url(self.items[i], key))
                 for i in sorted(set(self._url.get(key, ())))]
+
+
+WHOLE_VIEWS = ("full", "flip")   # matched at ``image_whole``
+NN_NONE = 255   # image_nn: no view of another eval image within the search radius
+
+
+def other_image_distance(codes: np.ndarray, items: np.ndarray, is_full: np.ndarray, radius: int,
+                         same_bits: int, batch: int = 1024) -> np.ndarray:
+    """For each indexed view: the Hamming distance to the nearest view of
+    another eval image, when within ``radius`` (else NN_NONE), as uint8.  Two
+    items whose ``full`` views are within ``same_bits`` are the same photo
+    (one image in two eval sets, or a set's own duplicate) and do not count
+    as each other's neighbours.  Exact (multi-index hashing), batched so that
+    memory stays bounded by a batch's candidate pairs."""
+    n = len(codes)
+    out = np.full(n, NN_NONE, dtype=np.uint8)
+    if n == 0:
+        return out
+    # group = the photo: union of items whose full views are within same_bits
+    n_items = int(items.max()) + 1
+    parent = np.arange(n_items)
+
+    def find(a):
+        while parent[a] != a:
+            parent[a] = parent[parent[a]]
+            a = parent[a]
+        return a
+
+    full_idx = np.flatnonzero(is_full)
+    if len(full_idx) and same_bits > 0:
+        fmih = MultiIndexHash(codes[full_idx])
+        qi, ci, _ = fmih.search_pairs(codes[full_idx], same_bits)
+        for a, b in zip(items[full_idx[qi]].tolist(), items[full_idx[ci]].tolist()):
+            ra, rb = find(a), find(b)
+            if ra != rb:
+                parent[max(ra, rb)] = min(ra, rb)
+    group = np.array([find(i) for i in range(n_items)])[items]
+    mih = MultiIndexHash(codes)
+    for lo in range(0, n, batch):
+        qi, ci, d = mih.search_pairs(codes[lo:lo + batch], radius)
+        other = group[qi + lo] != group[ci]
+        qi, d = qi[other] + lo, d[other]
+        if len(qi):
+            np.minimum.at(out, qi, d.astype(np.uint8))
+    return out
 
 
 def item_key(it: EvalItem) -> str:
