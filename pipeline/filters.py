@@ -437,21 +437,22 @@ def _word_grams(texts: list[str], j: _Joined, n: int):
 class BlockStats:
     """What the paragraph filters measure, for each of a page's blocks."""
 
-    words: list[int]              # count_words
+    words: list[int] | None       # count_words (None: not asked for)
     special: list[float]          # special_char_ratio (digits counted; digits=False: not)
     char_repetition: list[float]  # char_repetition_ratio(min_count=...)
     word_repetition: list[float]  # word_repetition_ratio
 
 
 def block_stats(texts: list[str], char_min_count: int = 2, char_n: int = 10,
-                word_n: int = 5, digits: bool = True) -> BlockStats:
-    """`count_words`, `special_char_ratio` (``digits``), `char_repetition_ratio`
-    and `word_repetition_ratio` of every text, in one batch (see above)."""
+                word_n: int = 5, digits: bool = True, words: bool = True) -> BlockStats:
+    """`count_words` (``words``), `special_char_ratio` (``digits``),
+    `char_repetition_ratio` and `word_repetition_ratio` of every text, in one
+    batch (see above)."""
     nb = len(texts)
     if not nb:
-        return BlockStats([], [], [], [])
+        return BlockStats([] if words else None, [], [], [])
     j = _Joined(texts)
-    words = j.words()
+    counts = j.words().tolist() if words else None
     # special characters among the non-space characters
     nonspace = np.bincount(j.bid, weights=(j.cls & _SPACE) == 0, minlength=nb)
     psn = np.bincount(j.bid, weights=(j.cls & (_PSN if digits else _PS)) != 0, minlength=nb)
@@ -494,7 +495,7 @@ def block_stats(texts: list[str], char_min_count: int = 2, char_n: int = 10,
             else:
                 cs = dcount[big & (dbid == i)].tolist()
                 char_rep[i] = sum(heapq.nlargest(k, cs)) / char_total[i]
-    return BlockStats(words.tolist(), special, char_rep, word_rep)
+    return BlockStats(counts, special, char_rep, word_rep)
 
 
 def char_repetition_ratios(texts: list[str], n: int = 10, min_count: int = 2) -> list[float]:
@@ -512,7 +513,8 @@ def paragraph_drop_reasons(texts: list[str], cfg: FilterConfig,
                            data: bool = False) -> list[str | None]:
     """`paragraph_drop_reason` (``max_words=False``, ``data``) of every block,
     every measure computed in one batch (`block_stats`)."""
-    st = block_stats(texts, char_min_count=cfg.para_char_repetition_min_count, digits=not data)
+    st = block_stats(texts, char_min_count=cfg.para_char_repetition_min_count, digits=not data,
+                     words=counts is None and not data)
     if counts is None:
         counts = count_words_many([_DIGITS.sub("", t) for t in texts]) if data else st.words
     reasons: list = [None] * len(texts)
@@ -723,6 +725,7 @@ def _fast_identifier():
         seen[frontier] = True
         depth += 1
     model._np_dfa = (nextmove, rowbase, np.asarray(model.tk_output, dtype=np.int64), depth)
+    model._table32 = (model.nb_ptc, model.nb_ptc.astype(np.float32))  # at load, not on a page
     return model
 
 
