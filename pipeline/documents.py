@@ -67,7 +67,7 @@ GALLERY_WORDS_PER_IMAGE = 5
 
 
 def split_document(nodes: list[dict], counts: list[int], max_words: int,
-                   max_images: int) -> list[list[dict]]:
+                   max_images: int, min_images: int = 0) -> list[list[dict]]:
     """A document over ``max_words`` words or ``max_images`` images cut,
     between nodes, into the fewest consecutive parts within both, of about
     equal size; text and images stay in the order the page has them.
@@ -77,7 +77,14 @@ def split_document(nodes: list[dict], counts: list[int], max_words: int,
     filters on its own, and a kept part never asks for more than
     ``max_images`` fetches. A gallery (fewer than GALLERY_WORDS_PER_IMAGE
     words per image) is not split for its images: OBELICS' maximum is meant
-    for it, and it stays whole (and is dropped as too_many_images)."""
+    for it, and it stays whole (and is dropped as too_many_images).
+
+    With ``min_images`` (M3W: 1) a part with fewer images is dropped by the
+    document filters; when the balanced cut leaves such a part, the cut
+    points are chosen again to keep the most words in parts that have their
+    images (`_image_aware_split`): an article of 5,000 words and three
+    pictures keeps three parts around its pictures, not one part and two
+    dropped."""
     words = sum(c for c in counts if c)
     images = sum(1 for c in counts if c is None)
     by_images = (-(-images // max_images)
@@ -100,7 +107,56 @@ def split_document(nodes: list[dict], counts: list[int], max_words: int,
         n += w
         m += i
     parts.append(cur)
+    if min_images > 0:
+        is_image = {id(node): c is None for node, c in zip(nodes, counts)}
+        if any(sum(is_image[id(x)] for x in p) < min_images for p in parts):
+            better = _image_aware_split(counts, max_words,
+                                        max_images if by_images > 1 else 0, min_images)
+            if better is not None:
+                return [nodes[i:j] for i, j in better]
     return parts
+
+
+def _image_aware_split(counts: list, max_words: int, max_images: int,
+                       min_images: int) -> list[tuple[int, int]] | None:
+    """Node ranges [i, j) cutting a document so that the most words are in
+    parts with at least ``min_images`` images, every part within
+    ``max_words`` words (and ``max_images`` images when non-zero; a single
+    node over them is a part of its own); ties go to fewer parts. Dynamic
+    programming over the cut positions: the nodes times the nodes of one
+    part, and only for a long page whose balanced cut left a part without
+    its images. None when no part can keep any words."""
+    n = len(counts)
+    words = [0] * (n + 1)
+    imgs = [0] * (n + 1)
+    for i, c in enumerate(counts):
+        words[i + 1] = words[i] + (c or 0)
+        imgs[i + 1] = imgs[i] + (c is None)
+    none = (-1, 0)
+    best = [none] * (n + 1)  # (words kept, -parts) of the best cut of the first j nodes
+    back = [0] * (n + 1)
+    best[0] = (0, 0)
+    for j in range(1, n + 1):
+        bj, bi = none, 0
+        i = j - 1
+        while i >= 0:
+            w = words[j] - words[i]
+            k = imgs[j] - imgs[i]
+            if j - i > 1 and (w > max_words or (max_images and k > max_images)):
+                break
+            if best[i] != none:
+                cand = (best[i][0] + (w if k >= min_images else 0), best[i][1] - 1)
+                if cand > bj:
+                    bj, bi = cand, i
+            i -= 1
+        best[j], back[j] = bj, bi
+    if best[n][0] <= 0:
+        return None
+    cuts, j = [], n
+    while j > 0:
+        cuts.append((back[j], j))
+        j = back[j]
+    return cuts[::-1]
 
 
 def candidate_document(rec: Record, fcfg: FilterConfig, ecfg: ExtractConfig,
@@ -162,7 +218,8 @@ def candidate_document(rec: Record, fcfg: FilterConfig, ecfg: ExtractConfig,
                 nodes.append({"text": text})
                 counts.append(n)
     text = "\n".join(n["text"] for n in nodes if "text" in n)
-    parts = split_document(nodes, counts, fcfg.doc_max_words, fcfg.doc_max_images)
+    parts = split_document(nodes, counts, fcfg.doc_max_words, fcfg.doc_max_images,
+                           fcfg.doc_min_images)
     out.extra_parts = len(parts) - 1
     lang = score = None
     words_of = {id(node): c for node, c in zip(nodes, counts)}

@@ -511,7 +511,7 @@ def dev_candidate(name: str, **filters):
     from pipeline.read import Record
     d = dev_page(name)
     return candidate_document(Record(url=d.url, body=d.body, charset=d.charset),
-                              FilterConfig(doc_min_images=0, **filters), ExtractConfig(),
+                              FilterConfig(**{"doc_min_images": 0, **filters}), ExtractConfig(),
                               _langid())
 
 
