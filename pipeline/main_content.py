@@ -171,7 +171,8 @@ _FURNITURE_WORDS = frozenset((
     "recirc", "recirculation", "outbrain", "taboola", "zergnet", "newsletter",
     "newsletters", "subscribe", "subscription", "promo", "promos", "sponsored",
     "morestories", "mostpopular", "mostread", "alsoread", "readalso",
-    "youmaylike", "recommended", "recommendations", "trending", "popularposts"))
+    "youmaylike", "recommended", "recommendations", "trending", "popularposts",
+    "editsection"))
 _NOT_COMMENT = ("commentary", "commented", "commentable", "commentator")
 _WORD_SPLIT = re.compile(r"[\s_-]+")
 

@@ -690,3 +690,13 @@ def test_rows_do_not_replace_an_article():
             + f"</div><div class='side'><table>{rows}</table></div></body></html>")
     nodes = extract_page(html, URL).nodes
     assert len(nodes) == 6 and all(n.startswith("Paragraph ") for n in nodes)
+
+
+def test_mediawiki_edit_links_are_furniture():
+    # <span class="mw-editsection">[editar | modificar o codigo]</span> after
+    # every heading of a MediaWiki page (the Aragonese Wikipedia page): not
+    # the article's text, left out in every pass like a breadcrumb trail.
+    p = dev_extract("whirlwind-an-wikipedia-escopete")
+    heads = [n for n, r in zip(p.nodes, p.roles) if isinstance(n, str) and r[0] in ("h2", "h3")]
+    assert heads[:5] == ["Cheografía", "Historia", "Administración", "Alcaldes", "Molimentos"]
+    assert not any("editar" in n for n in p.nodes if isinstance(n, str))
