@@ -19,9 +19,8 @@ from shards.schema import STAND_IN, build_m3w_sample, make_key, serialize_interl
 
 from .decode import decode_html
 from .extract import ExtractConfig, ImageRef, extract_page
-from .filters import (FilterConfig, LangId, count_words, count_words_many, document_drop_reason,
-                      image_drop_reason, language_drop_reason, split_block,
-                      text_drop_reasons)
+from .filters import (FilterConfig, LangId, count_words, document_drop_reason,
+                      image_drop_reason, judge_blocks, language_drop_reason, split_block)
 from .read import Record
 
 log = logging.getLogger(__name__)
@@ -173,20 +172,18 @@ def candidate_document(rec: Record, fcfg: FilterConfig, ecfg: ExtractConfig,
         out.drop(f"node_{reason}", n)
     roles = page.roles or [None] * len(page.nodes)
     # Text blocks, over-long ones cut to size, with their context.
+    # (A block has at most as many words as characters: only a long one is counted first.)
     blocks: list[tuple[int, str]] = []
     block_roles: list = []
-    block_words: list[int] = []
-    texts = [node for node in page.nodes if isinstance(node, str)]
-    node_words = iter(count_words_many(texts))
     for pos, (node, role) in enumerate(zip(page.nodes, roles)):
         if isinstance(node, str):
-            n = next(node_words)
-            pieces = [node] if n <= fcfg.para_max_words else split_block(node, fcfg.para_max_words)
+            pieces = ([node] if len(node) <= fcfg.para_max_words
+                      or count_words(node) <= fcfg.para_max_words
+                      else split_block(node, fcfg.para_max_words))
             for piece in pieces:
                 blocks.append((pos, piece))
                 block_roles.append(role)
-                block_words.append(n if len(pieces) == 1 else count_words(piece))
-    reasons = text_drop_reasons([t for _, t in blocks], block_roles, fcfg, block_words)
+    reasons, block_words = judge_blocks([t for _, t in blocks], block_roles, fcfg)
     judged: dict[int, list] = {}
     for (pos, text), reason, n in zip(blocks, reasons, block_words):
         judged.setdefault(pos, []).append((text, reason, n))

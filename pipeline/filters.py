@@ -517,7 +517,11 @@ def paragraph_drop_reasons(texts: list[str], cfg: FilterConfig,
                      words=counts is None and not data)
     if counts is None:
         counts = count_words_many([_DIGITS.sub("", t) for t in texts]) if data else st.words
-    reasons: list = [None] * len(texts)
+    return _paragraph_reasons(st, counts, cfg)
+
+
+def _paragraph_reasons(st: BlockStats, counts: list[int], cfg: FilterConfig) -> list[str | None]:
+    reasons: list = [None] * len(counts)
     for i, n in enumerate(counts):
         if n < cfg.para_min_words:
             reasons[i] = "too_few_words"
@@ -571,7 +575,17 @@ GROUP_MIN_ITEMS = 3
 
 def text_drop_reasons(texts: list[str], roles: list, cfg: FilterConfig,
                       counts: list[int] | None = None) -> list[str | None]:
-    """The paragraph filters on a page's text blocks, in context.
+    """The paragraph filters on a page's text blocks, in context (see
+    `judge_blocks`, which also gives their word counts); ``counts``: the
+    blocks' word counts, when the caller has them."""
+    if counts is None:
+        return judge_blocks(texts, roles, cfg)[0]
+    return _in_context(texts, roles, cfg, paragraph_drop_reasons(texts, cfg, counts), counts)
+
+
+def judge_blocks(texts: list[str], roles: list, cfg: FilterConfig) -> tuple[list, list[int]]:
+    """The paragraph filters on a page's text blocks, in context, and the
+    blocks' word counts (`count_words`), from one batch.
 
     ``roles[i]`` is ``(tag, group)`` for ``texts[i]`` (pipeline.extract:
     the block's tag, and the id of the table or list it is a cell or item of,
@@ -593,11 +607,13 @@ def text_drop_reasons(texts: list[str], roles: list, cfg: FilterConfig,
       nature (on the dev pages they dropped SQL, shell and JavaScript
       listings that are the articles' text).
 
-    Every other check (special characters, repetition) is OBELICS' as is.
-    ``counts``: the blocks' word counts, when the caller has them."""
-    if counts is None:
-        counts = count_words_many(texts)
-    reasons = paragraph_drop_reasons(texts, cfg, counts)
+    Every other check (special characters, repetition) is OBELICS' as is."""
+    st = block_stats(texts, char_min_count=cfg.para_char_repetition_min_count)
+    return _in_context(texts, roles, cfg, _paragraph_reasons(st, st.words, cfg), st.words), st.words
+
+
+def _in_context(texts: list[str], roles: list, cfg: FilterConfig, reasons: list,
+                counts: list[int]) -> list[str | None]:
     for i, role in enumerate(roles):
         if role is not None and role[0] == "pre" and reasons[i] in _RATIOS:
             reasons[i] = None
