@@ -143,6 +143,7 @@ class TreeMonitor:
         self.every = every
         self.cpu: dict[int, float] = {}
         self.peak_rss = 0
+        self.peak_pss = 0   # proportional: pages shared by forked workers counted once
         self.peak_procs = 0
         self._stop = threading.Event()
         self._t = threading.Thread(target=self._loop, daemon=True)
@@ -156,15 +157,18 @@ class TreeMonitor:
                 procs = [self.root] + self.root.children(recursive=True)
             except psutil.Error:
                 break
-            rss = 0
+            rss = pss = 0
             for p in procs:
                 try:
                     t = p.cpu_times()
                     self.cpu[p.pid] = t.user + t.system  # children's own samples count theirs
-                    rss += p.memory_info().rss
+                    m = p.memory_full_info()
+                    rss += m.rss
+                    pss += getattr(m, "pss", m.rss)
                 except psutil.Error:
                     pass
             self.peak_rss = max(self.peak_rss, rss)
+            self.peak_pss = max(self.peak_pss, pss)
             self.peak_procs = max(self.peak_procs, len(procs))
             self._stop.wait(self.every)
 
@@ -190,7 +194,7 @@ def run_measured(cmd: list[str], env=None, cwd=ROOT, log=None) -> dict:
     # that ends cleanly); the samples cover any that were not, less their last 0.2 s
     cpu = max(sampled, waited)
     return {"rc": rc, "wall": wall, "cpu": cpu, "cores": cpu / wall if wall else 0.0,
-            "peak_rss": mon.peak_rss, "procs": mon.peak_procs}
+            "peak_rss": mon.peak_rss, "peak_pss": mon.peak_pss, "procs": mon.peak_procs}
 
 
 # ---------------------------------------------------------------- the M3W job
@@ -267,12 +271,16 @@ def profile_stages(raw: Path) -> tuple[dict, int]:
         stack, _, n = line.rpartition(" ")
         if not n.isdigit():
             continue
-        frames = [_frame_key(f) for f in stack.split(";")[1:]]
+        parts = stack.split(";")
+        frames = [_frame_key(f) for f in parts[1:] if not f.startswith("process ")]
         s = stage_of(frames)
         if s is None:
             continue
+        # py-spy --subprocesses names the process chain first: the driver, or a worker under it
+        who = "workers" if sum(f.startswith("process ") for f in parts) > 1 else "driver"
         total += int(n)
         by[s] = by.get(s, 0) + int(n)
+        by[f"{who}: {s}"] = by.get(f"{who}: {s}", 0) + int(n)
     return by, total
 
 
@@ -397,6 +405,21 @@ def _row(name, r, pages, note=""):
             f"{pages / r['wall']:9.1f} {pages / r['cpu']:9.1f} {r['peak_rss'] / 2**20:9.0f}  {note}")
 
 
+def memory_table(sizes: list[int], args, work: Path) -> None:
+    """Peak memory of the job by input size: each size as 1 WARC and as 4."""
+    print(f"\npeak memory by input ({args.runner}, {args.workers} workers; process tree summed):")
+    print(f"  {'pages':>7} {'WARCs':>5} {'input MB':>9} {'wall s':>7} {'CPU s':>7} "
+          f"{'RSS MB':>7} {'PSS MB':>7} {'procs':>5}")
+    for n in sizes:
+        for w in (1, 4):
+            files, info = build_input(n, w)
+            (work / f"mem-{n}-{w}").mkdir()
+            r = run_m3w(files, args.workers, args.runner, work / f"mem-{n}-{w}")
+            print(f"  {n:7,} {w:5} {info['bytes'] / 1e6:9.0f} {r['wall']:7.1f} {r['cpu']:7.1f} "
+                  f"{r['peak_rss'] / 2**20:7.0f} {r['peak_pss'] / 2**20:7.0f} {r['procs']:5}",
+                  flush=True)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--pages", type=int, default=5000, help="pages in the input (default 5000)")
@@ -408,6 +431,9 @@ def main(argv=None) -> int:
     ap.add_argument("--no-datatrove", action="store_true", help="leave the datatrove anchor out")
     ap.add_argument("--no-pairs", action="store_true", help="leave bench_pairs_list.py out")
     ap.add_argument("--no-stages", action="store_true", help="leave the stages-alone run out")
+    ap.add_argument("--memory", default="", metavar="PAGES,PAGES",
+                    help="also run the job alone on 1 and on 4 WARCs of each of these sizes "
+                         "(pages) and print peak memory per input size, e.g. --memory 1000,4000")
     args = ap.parse_args(argv)
 
     files, info = build_input(args.pages, args.warcs)
@@ -451,12 +477,20 @@ def main(argv=None) -> int:
         if dt:
             print(f"; vs datatrove {dt['wall'] / job['wall']:.2f}x (wall), "
                   f"{dt['cpu'] / job['cpu']:.2f}x (CPU)", end="")
-        print(f"\npeak RSS {job['peak_rss'] / 2**20:.0f} MB for {info['bytes'] / 1e6:.0f} MB of "
-              f"WARCs ({job['procs']} processes; RSS summed over the job's process tree)")
+        print(f"\npeak RSS {job['peak_rss'] / 2**20:.0f} MB (PSS {job['peak_pss'] / 2**20:.0f} MB) "
+              f"for {info['bytes'] / 1e6:.0f} MB of WARCs ({job['procs']} processes; summed over "
+              "the job's process tree; PSS counts the pages forked workers share once)")
         if prof:
             print(f"\njob CPU by stage (py-spy, {prof['total']:,} samples at 50 Hz, all processes):")
             for name, n in sorted(prof["by"].items(), key=lambda kv: -kv[1]):
-                print(f"  {name:<28} {100 * n / prof['total']:5.1f}%")
+                if ": " not in name:
+                    print(f"  {name:<28} {100 * n / prof['total']:5.1f}%")
+            print("  by process:")
+            for name, n in sorted(prof["by"].items(), key=lambda kv: -kv[1]):
+                if ": " in name and n >= 0.005 * prof["total"]:
+                    print(f"    {name:<40} {100 * n / prof['total']:5.1f}%")
+        if args.memory:
+            memory_table([int(x) for x in args.memory.split(",") if x.strip()], args, work)
     finally:
         if os.environ.get("BENCH_SCALE_KEEP"):
             print(f"work folder kept: {work}")

@@ -25,6 +25,18 @@ _lock = threading.Lock()
 _last_flush = [0.0]
 
 
+def _forget_after_fork() -> None:
+    """A forked worker (pipeline/forkworkers.py) counts its own totals only."""
+    global _lock
+    _local.clear()
+    _last_flush[0] = 0.0
+    _lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_after_fork)
+
+
 def _flush(progress_dir: str, force: bool = False) -> None:
     now = time.monotonic()
     if not force and now - _last_flush[0] < 1.0:

@@ -150,3 +150,17 @@ def test_jobs_run_the_direct_runner_with_forked_workers():
     assert runner(["--runner=DirectRunner", "--direct_running_mode=in_memory"]) == \
         FORKING_DIRECT_RUNNER   # which then runs Beam's DirectRunner as it is
     assert runner(["--runner=DaskRunner"]) == "pipeline.runners.DaskRunner"
+
+
+def test_a_forked_worker_counts_its_own_progress_totals_only(tmp_path):
+    from pipeline import progress
+
+    progress.Counts("m3w", str(tmp_path)).inc("pages", 5)   # the driver's own (in-memory) counting
+    assert progress._local["pages"] == 5
+    pid = os.fork()
+    if pid == 0:
+        os._exit(0 if not progress._local and not progress._lock.locked() else 7)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert progress._local["pages"] == 5   # the driver keeps its own
+    progress._local.clear()
