@@ -192,7 +192,7 @@ def run_measured(cmd: list[str], log: Path, seen=None) -> dict:
     by_cpu = sorted(((round(c, 1), names.get(pid, "?")) for pid, c in cpu.items()), reverse=True)
     return {"wall_s": wall, "peak_rss_gb": peak / 1e9, "cpu_s": sum(cpu.values()),
             "peak_rss_by_process_gb": [(round(r / 1e9, 2), name) for r, name in biggest],
-            "cpu_by_process_s": by_cpu[:4], **requests}
+            "cpu_by_process_s": by_cpu[:4], "t_start": t_start, **requests}
 
 
 I2D = """
@@ -236,6 +236,9 @@ def run_ours(listing: Path, out: Path, processes: int, extra: list[str], profile
     m["drops"] = {k: v for k, v in stats.get("drops", {}).items() if v} if isinstance(
         stats.get("drops"), dict) else stats.get("drops")
     m["command"] = " ".join(cmd)
+    # when the outputs were finished, from the command's start: the job's tail
+    m["output_times_s"] = {p.name: round(p.stat().st_mtime - m["t_start"], 1) for p in sorted(
+        out.iterdir(), key=lambda p: p.stat().st_mtime) if p.is_file()}
     return m
 
 
@@ -312,6 +315,8 @@ def main() -> None:
             print(f"{name}: first request at {r['first_request_s']:.1f} s, last at "
                   f"{r['last_request_s']:.1f} s, exit at {r['wall_s']:.1f} s ({r['requests']:,} "
                   f"requests): start-up, fetching, tail")
+    print("ours outputs finished at (s): " + ", ".join(
+        f"{k} {v}" for k, v in results["ours"]["output_times_s"].items()))
     for name, r in results.items():
         if isinstance(r, dict) and "cpu_by_process_s" in r:
             print(f"{name} CPU by process (s): " + "; ".join(

@@ -274,10 +274,11 @@ class _ResolveMedia(media.ResolveMedia):
 
 class _ProcessImages(media.ProcessImages):
     """m3w's image stage; with ``spill_root`` each stored JPEG is parked on the
-    output's filesystem (media.spill_image) and only its path travels on, through
-    the joins and groupings, to the shard writer: the job's memory does not grow
-    with the number of images (on the DirectRunner every grouping holds its whole
-    input), and the bytes are not pickled across three stage boundaries."""
+    output's filesystem (appended to the bundle's media.SpillPack) and only its
+    span travels on, through the joins and groupings, to the shard writer: the
+    job's memory does not grow with the number of images (on the DirectRunner
+    every grouping holds its whole input), and the bytes are not pickled across
+    three stage boundaries."""
 
     namespace = NS
 
@@ -285,15 +286,22 @@ class _ProcessImages(media.ProcessImages):
         super().__init__(icfg, progress_dir)
         self.spill_root = spill_root
 
+    def start_bundle(self):
+        self._pack = media.SpillPack(self.spill_root) if self.spill_root else None
+
     def process(self, element):
         spilled = None
         for doc_key, (index, res) in super().process(element):
-            if self.spill_root and res["ok"]:
-                if spilled is None:  # one file per image, whatever uses it
-                    spilled = dict(res, jpeg=media.spill_image(self.spill_root, res["sha256"],
-                                                               res["jpeg"]))
+            if self._pack is not None and res["ok"]:
+                if spilled is None:  # spilled once, whatever uses it
+                    spilled = dict(res, jpeg=self._pack.add(res["jpeg"]))
                 res = spilled
             yield doc_key, (index, res)
+
+    def finish_bundle(self):
+        if self._pack is not None:
+            self._pack.close()  # before Beam commits what points into it
+        super().finish_bundle()
 
 
 class AssemblePairs(CountingDoFn):

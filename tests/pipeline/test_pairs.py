@@ -240,3 +240,23 @@ def test_every_list_row_is_written_or_counted_and_reruns_write_the_same(tmp_path
     assert tars[0] == tars[1] and tars[0]
     for name in tars[0]:
         assert (outs[0] / name).read_bytes() == (outs[1] / name).read_bytes()
+
+
+def test_spill_pack_spans_read_back_each_image_and_a_cut_pack_is_an_error(tmp_path):
+    """The bundle's pack: each spilled JPEG read back whole from its span (a '#'
+    in the folder name included); a pack cut short says so instead of giving
+    half an image."""
+    from pipeline.media import Spilled, SpillPack, load_spilled
+
+    jpegs = [(IMAGES / n).read_bytes() for n in ("china.jpg", "coffee.png", "china.jpg")]
+    pack = SpillPack(str(tmp_path / "run#1"))
+    spans = [pack.add(j) for j in jpegs]
+    pack.close()
+    assert all(isinstance(s, Spilled) for s in spans)
+    assert [load_spilled(s) for s in spans] == jpegs
+    assert len(list((tmp_path / "run#1").iterdir())) == 1  # one file for the bundle
+    path, offset, length = spans[2].span()
+    Path(path).write_bytes(Path(path).read_bytes()[:offset + length - 1])
+    with pytest.raises(OSError, match="cut short"):
+        load_spilled(spans[2])
+    assert load_spilled(b"raw") == b"raw"
