@@ -285,7 +285,8 @@ def _span_hashes(cp: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.nda
     making them): sum((cp + 1) * B ** k) over its code points by prefix sums,
     then splitmix64's finaliser (the word n-grams combine these linearly)."""
     pw, inv = _powers(len(cp) + 1)
-    prefix = np.r_[np.uint64(0), np.cumsum((cp.astype(np.uint64) + np.uint64(1)) * pw[:len(cp)])]
+    prefix = np.zeros(len(cp) + 1, dtype=np.uint64)
+    np.cumsum((cp.astype(np.uint64) + np.uint64(1)) * pw[:len(cp)], out=prefix[1:])
     h = (prefix[ends] - prefix[starts]) * inv[starts]
     h ^= h >> np.uint64(30)
     h *= np.uint64(0xBF58476D1CE4E5B9)
@@ -320,10 +321,18 @@ def _repeated(keys: np.ndarray, mask: np.uint64) -> tuple[np.ndarray, np.ndarray
     """The keys that occur at least twice: (their block, ``key & mask``, and
     how often)."""
     s = np.sort(keys)
-    new = np.flatnonzero(np.r_[True, s[1:] != s[:-1]])
-    counts = np.diff(np.r_[new, len(s)])
-    dup = counts >= 2
-    return (s[new[dup]] & mask).astype(np.int64), counts[dup]
+    same = (s[1:] == s[:-1]).nonzero()[0]  # s[i] == s[i + 1]: usually few
+    if not len(same):
+        return same, same
+    step = np.empty(len(same), dtype=bool)  # a run of consecutive i starts here
+    step[0] = True
+    step[1:] = same[1:] != same[:-1] + 1
+    first = step.nonzero()[0]
+    counts = np.empty(len(first), dtype=np.int64)
+    counts[:-1] = first[1:] - first[:-1]
+    counts[-1] = len(same) - first[-1]
+    counts += 1
+    return (s[same[first]] & mask).astype(np.int64), counts
 
 
 class _Joined:
@@ -335,9 +344,16 @@ class _Joined:
         self.text = "\n".join(texts)
         self.cp = np.frombuffer(self.text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
         self.cls = _char_classes()[self.cp]
-        self.starts = np.cumsum(sizes + 1) - (sizes + 1)
-        self.bid = np.repeat(np.arange(len(texts)), sizes + 1)[:len(self.cp)]
+        self.starts = (sizes + 1).cumsum() - (sizes + 1)
+        self.bid = np.arange(len(texts)).repeat(sizes + 1)[:len(self.cp)]
         self.off = np.arange(len(self.cp)) - self.starts[self.bid]
+
+    def per_block(self, flags: np.ndarray) -> list[int]:
+        """How many positions of each block are flagged (blocks are
+        contiguous: differences of one running count)."""
+        run = np.zeros(len(flags) + 1, dtype=np.int64)
+        np.cumsum(flags, out=run[1:])
+        return (run[self.starts + self.sizes] - run[self.starts]).tolist()
 
     @functools.cached_property
     def _in_word(self) -> np.ndarray:
@@ -348,23 +364,30 @@ class _Joined:
         """Positions where a whitespace word of the text with its unspaced runs
         blanked begins (the words of `_split_scripts`)."""
         w = self._in_word
-        return np.flatnonzero(w & ~np.r_[False, w[:-1]])
+        edge = w.copy()
+        edge[1:] &= ~w[:-1]
+        return edge.nonzero()[0]
 
     @functools.cached_property
     def word_ends(self) -> np.ndarray:
         """One past the last position of each of those words."""
         w = self._in_word
-        return np.flatnonzero(w & ~np.r_[w[1:], False]) + 1
+        edge = w.copy()
+        edge[:-1] &= ~w[1:]
+        return edge.nonzero()[0] + 1
 
     @functools.cached_property
     def runs(self):
         """The unspaced runs (maximal runs of one unspaced script, as
         _UNSPACED_RUN finds them): (first positions, lengths, script bits)."""
         u = self.cls & (_HK | _SE)
-        first = np.flatnonzero((u != 0) & (u != np.r_[np.uint8(0), u[:-1]]))
-        if not len(first):
-            return first, first, first
-        inside = np.flatnonzero(u)
+        if not u.any():
+            none = np.zeros(0, dtype=np.int64)
+            return none, none, none
+        edge = u != 0
+        edge[1:] &= u[1:] != u[:-1]
+        first = edge.nonzero()[0]
+        inside = u.nonzero()[0]
         lengths = np.bincount(np.searchsorted(first, inside, side="right") - 1,
                               minlength=len(first))
         return first, lengths, u[first]
@@ -389,7 +412,7 @@ class _Joined:
             return np.zeros(0, np.uint64), np.zeros(0, np.int64)
         h = _rolling(self.cp.astype(np.uint64), n)
         if where is None:
-            where = np.flatnonzero(self.off[:m] <= self.sizes[self.bid[:m]] - n)
+            where = (self.off[:m] <= self.sizes[self.bid[:m]] - n).nonzero()[0]
         return h[where], self.bid[where]
 
 
@@ -397,10 +420,11 @@ def _word_grams(texts: list[str], j: _Joined, n: int):
     """Keys of the lowercased word n-grams (and the n-grams of n mean word
     lengths inside unspaced runs) of `word_repetition_ratio`, with blocks
     (``j``: the texts joined)."""
-    low = [t.lower() for t in texts]
-    joined = "\n".join(low)
+    # "\n" is neither cased nor case-ignorable: lowercasing the joined text
+    # (its final sigmas included) is lowercasing each text (checked in the tests)
+    joined = j.text.lower()
     if len(joined) != len(j.text):  # a character lowercased to two (İ): its own positions
-        j = _Joined(low)
+        j = _Joined([t.lower() for t in texts])
         lower_cp = j.cp
     else:  # same positions, and lowercasing keeps every character's class and
         # the unspaced scripts' characters as they are (checked in the tests)
@@ -408,12 +432,12 @@ def _word_grams(texts: list[str], j: _Joined, n: int):
     starts = j.word_starts
     wbid = j.bid[starts]
     nw = np.bincount(wbid, minlength=len(texts))
-    first = np.cumsum(nw) - nw
+    first = nw.cumsum() - nw
     keys, bids = [], []
     m = len(starts) - n + 1
     if m > 0:
         g = _rolling(_span_hashes(lower_cp, starts, j.word_ends), n)
-        ok = np.flatnonzero(np.arange(m) - first[wbid[:m]] <= nw[wbid[:m]] - n)
+        ok = (np.arange(m) - first[wbid[:m]] <= nw[wbid[:m]] - n).nonzero()[0]
         keys.append(g[ok] + _K_DOMAIN[_WORD])
         bids.append(wbid[ok])
     first_pos, lengths, script = j.runs
@@ -454,10 +478,9 @@ def block_stats(texts: list[str], char_min_count: int = 2, char_n: int = 10,
     j = _Joined(texts)
     counts = j.words().tolist() if words else None
     # special characters among the non-space characters
-    nonspace = np.bincount(j.bid, weights=(j.cls & _SPACE) == 0, minlength=nb)
-    psn = np.bincount(j.bid, weights=(j.cls & (_PSN if digits else _PS)) != 0, minlength=nb)
-    special = [p / c if c else 1.0 for p, c in zip(psn.astype(np.int64).tolist(),
-                                                    nonspace.astype(np.int64).tolist())]
+    nonspace = j.per_block((j.cls & _SPACE) == 0)
+    psn = j.per_block((j.cls & (_PSN if digits else _PS)) != 0)
+    special = [p / c if c else 1.0 for p, c in zip(psn, nonspace)]
     # the n-grams' keys: the top bits of the hash times an odd constant (the
     # low bits of a polynomial hash are its last character's), the block's
     # number in the low bits; sorted, equal neighbours are one n-gram of one

@@ -264,6 +264,7 @@ def test_block_stats_equal_the_definitions_on_every_dev_block():
         assert st.char_repetition == [char_repetition_ratio(t, min_count=3) for t in texts]
         assert obelics.char_repetition == [char_repetition_ratio(t) for t in texts], r["page"]
         assert st.word_repetition == [word_repetition_ratio(t) for t in texts], r["page"]
+        assert "\n".join(texts).lower() == "\n".join(t.lower() for t in texts)
         assert block_stats(texts, digits=False).special == [
             special_char_ratio(t, digits=False) for t in texts], r["page"]
 
@@ -281,6 +282,14 @@ def test_block_stats_edge_cases():
     assert block_stats(texts, digits=False).special == [special_char_ratio(t, digits=False)
                                                          for t in texts]
     assert st.char_repetition[11] > C.para_max_char_repetition and st.word_repetition[11] == 1.0
+    # final sigma: lowercasing texts joined by "\n" is lowercasing each text
+    sigmas = ["ΟΔΟΣ", "Σ", "ΑΣ", "ΣΑ", "Α.Σ", "ΑΣ'", "'ΣΑ", "ΑΣ\u0301", "\u0301ΣΑ", "ΑΣ΄Σ"]
+    for a in sigmas:
+        for b in sigmas:
+            assert f"{a}\n{b}".lower() == f"{a.lower()}\n{b.lower()}", (a, b)
+    st = block_stats(sigmas + ["ΟΔΟΣ ΟΔΟΣ οδοσ οδος ΟΔΟΣ ΟΔΟΣ"])
+    assert st.word_repetition == [word_repetition_ratio(t) for t in sigmas + [
+        "ΟΔΟΣ ΟΔΟΣ οδοσ οδος ΟΔΟΣ ΟΔΟΣ"]]
     assert block_stats([]) == BlockStats([], [], [], []) and count_words_many([]) == []
 
 
