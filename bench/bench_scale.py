@@ -410,14 +410,22 @@ def memory_table(sizes: list[int], args, work: Path) -> None:
     print(f"\npeak memory by input ({args.runner}, {args.workers} workers; process tree summed):")
     print(f"  {'pages':>7} {'WARCs':>5} {'input MB':>9} {'wall s':>7} {'CPU s':>7} "
           f"{'RSS MB':>7} {'PSS MB':>7} {'procs':>5}")
+    cpu: dict[int, list[float]] = {}
     for n in sizes:
         for w in (1, 4):
             files, info = build_input(n, w)
             (work / f"mem-{n}-{w}").mkdir()
             r = run_m3w(files, args.workers, args.runner, work / f"mem-{n}-{w}")
+            cpu.setdefault(n, []).append(r["cpu"])
             print(f"  {n:7,} {w:5} {info['bytes'] / 1e6:9.0f} {r['wall']:7.1f} {r['cpu']:7.1f} "
                   f"{r['peak_rss'] / 2**20:7.0f} {r['peak_pss'] / 2**20:7.0f} {r['procs']:5}",
                   flush=True)
+    ns = sorted(cpu)
+    for a, b in zip(ns, ns[1:]):
+        # every size holds the same archived images: the difference is pages only
+        per = (sum(cpu[b]) / len(cpu[b]) - sum(cpu[a]) / len(cpu[a])) / (b - a)
+        print(f"  job CPU per extra page, {a:,} -> {b:,} pages (mean of the 1- and 4-WARC "
+              f"runs): {1000 * per:.2f} ms")
 
 
 def main(argv=None) -> int:
