@@ -107,6 +107,7 @@ class ForkServer:
             except BaseException:
                 code = 1
             finally:
+                self._remove_files()   # also when the driver died without close()
                 os._exit(code)
         os.close(r)
         listener.close()
@@ -135,6 +136,9 @@ class ForkServer:
             except ChildProcessError:
                 pass
             self.pid = None
+        self._remove_files()
+
+    def _remove_files(self) -> None:
         try:
             os.unlink(self.path)
         except OSError:

@@ -93,12 +93,12 @@ def test_the_fork_server_exits_when_its_driver_dies():
         sys.path.insert(0, sys.argv[1])
         from pipeline.forkworkers import ForkServer
         s = ForkServer().start()
-        print(s.pid, flush=True)
+        print(s.pid, s.dir, flush=True)
         os._exit(0)   # no close(): the pipe's EOF must end the fork server
     """)
     out = subprocess.run([sys.executable, "-c", script, str(ROOT)], capture_output=True,
                          text=True, timeout=60, check=True).stdout
-    pid = int(out.split()[0])
+    pid, folder = int(out.split()[0]), out.split()[1]
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
         try:
@@ -109,6 +109,10 @@ def test_the_fork_server_exits_when_its_driver_dies():
         time.sleep(0.05)
     else:
         pytest.fail(f"fork server {pid} still running after its driver exited")
+    deadline = time.monotonic() + 5
+    while os.path.exists(folder) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not os.path.exists(folder)   # its socket folder went with it
 
 
 class _Times10(beam.DoFn):
