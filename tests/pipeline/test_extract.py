@@ -700,3 +700,21 @@ def test_mediawiki_edit_links_are_furniture():
     heads = [n for n, r in zip(p.nodes, p.roles) if isinstance(n, str) and r[0] in ("h2", "h3")]
     assert heads[:5] == ["Cheografía", "Historia", "Administración", "Alcaldes", "Molimentos"]
     assert not any("editar" in n for n in p.nodes if isinstance(n, str))
+
+
+def test_comment_furniture_prefilter_admits_every_word():
+    """_class_id_flags runs the word tests only when one regex search hits:
+    every comment/furniture word, and the state-free word pairs and camelCase
+    ids the word tests accept, must pass that search."""
+    from pipeline import main_content as mc
+
+    samples = sorted(mc._COMMENT_WORDS | mc._FURNITURE_WORDS) + [
+        "more-stories", "most_popular", "also read", "youmay-like", "popular-posts",
+        "mw-editsection", "commentList", "userComments", "article-comment-form"]
+    for s in samples:
+        exact = mc._comment_words(s) or mc._furniture_words(s)
+        assert exact, s
+        assert mc._COMMENT_OR_FURNITURE.search(s.lower()), s
+        mc.clear_caches()
+        assert mc._class_id_flags(s, None) & (mc.COMMENT | mc.FURNITURE), s
+        assert mc._class_id_flags(None, s) & (mc.COMMENT | mc.FURNITURE), s
