@@ -16,7 +16,8 @@ The photos are made once and kept in build/bench_pairs_list/.
 Both tools, the project's defaults: 512 px keep_ratio_largest (resize only if
 bigger), JPEG q95, min side 150, aspect <= 2, webdataset output; img2dataset 1.47
 with 2 processes x 16 threads, retries 0; ours ``python -m pipeline.pairs --list
-urls.parquet --fetch-per-host-rps 0`` with ``--direct_num_workers`` = processes.
+urls.parquet --fetch-per-host-rps 0 --fetch-host-concurrency 32`` (the same 32 requests
+in flight to the host) with ``--direct_num_workers`` = processes.
 Each runs as its own command and is timed whole (interpreter start to exit,
 what a user waits for); peak RSS is the largest sum of RSS over the command's
 process tree, sampled every 0.1 s (shared pages count once per process, so it
@@ -223,9 +224,11 @@ def run_img2dataset(listing: Path, out: Path, processes: int, threads: int, seen
 
 
 def run_ours(listing: Path, out: Path, processes: int, extra: list[str], profile: str | None = None,
-             seen=None) -> dict:
+             seen=None, in_flight: int = 32) -> dict:
+    # the same requests in flight to the one host as img2dataset's processes x threads
     cmd = [PY, "-m", "pipeline.pairs", "--list", str(listing), "--output", str(out),
-           "--fetch-per-host-rps", "0", "--allow-private-addresses", "--no-media-cache", "--quiet",
+           "--fetch-per-host-rps", "0", "--fetch-host-concurrency", str(in_flight),
+           "--allow-private-addresses", "--no-media-cache", "--quiet",
            f"--direct_num_workers={processes}", *extra]
     spy = [str(Path(PY).parent / "py-spy"), "record", "--subprocesses", "-r", "50", "-f", "raw",
            "-o", profile, "--"] if profile else []
@@ -288,7 +291,7 @@ def main() -> None:
                                                      seen)
             print(f"img2dataset done: {results['img2dataset']['wall_s']:.1f} s", flush=True)
         results["ours"] = run_ours(listing, work / "ours", args.processes, args.ours_args.split(),
-                                   args.py_spy, seen)
+                                   args.py_spy, seen, args.processes * args.threads)
     finally:
         stop.set()
         server.join(timeout=10)
