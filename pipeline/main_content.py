@@ -92,7 +92,7 @@ TAG_SCORE = {"div": 5, "article": 5, "main": 5, "pre": 3, "td": 3,
              "blockquote": 3, "address": -3, "ol": -3, "ul": -3, "dl": -3,
              "dd": -3, "dt": -3, "li": -3, "form": -3, "h1": -5, "h2": -5,
              "h3": -5, "h4": -5, "h5": -5, "h6": -5, "th": -5}
-_COUNTED = ("p", "img", "li", "input", "object", "embed", "iframe")
+_COUNTED = ("p", "li", "input", "object", "embed", "iframe")  # images: Measure.stats
 CONDITIONAL_TAGS = ("form", "fieldset", "table", "ul", "div", "section", "aside")
 MIN_ARTICLE_CHARS = 500
 N_TOP = 5
@@ -728,14 +728,22 @@ def clean_conditionally(part, m: Measure, scores, skip: set, weigh: bool):
         elif cm >= 10:
             cut = False
         else:
-            counts = collections.Counter(e.tag for e in el.iter(*_COUNTED))
-            p = counts["p"]
-            li = counts["li"] - 100
-            embeds = counts["object"] + counts["embed"] + counts["iframe"]
+            p = li = inputs = embeds = 0  # one C-level iter, counted in place
+            for e in el.iter(*_COUNTED):
+                t = e.tag
+                if t == "p":
+                    p += 1
+                elif t == "li":
+                    li += 1
+                elif t == "input":
+                    inputs += 1
+                else:
+                    embeds += 1
+            li -= 100
             ld = ll / tl if tl else 0.0
             is_list = tag == "ul" or tag == "ol"
             cut = ((not is_list and li > p)
-                   or counts["input"] > p // 3
+                   or inputs > p // 3
                    or (not is_list and w < 25 and ld > 0.2)
                    or (w >= 25 and ld > 0.5)
                    or (embeds == 1 and tl < 75) or embeds > 1)
