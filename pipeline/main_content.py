@@ -378,6 +378,7 @@ def measure(body, skip: set, unlikely: bool = False, comments: bool = True,
     block_child = BLOCK_CHILD
     pget = points.get
     loose_tags = LOOSE_TAGS
+    never_unlikely = _NEVER_UNLIKELY
 
     def walk(el, p1, p2, p3):
         tag = el.tag
@@ -401,7 +402,8 @@ def measure(body, skip: set, unlikely: bool = False, comments: bool = True,
                     if not hiding_attrs.isdisjoint(keys) and is_hidden(ch):
                         hidden.add(ch)
                         ctag = None
-                    elif not hint_attrs.isdisjoint(keys):
+                    elif ctag not in never_unlikely and not hint_attrs.isdisjoint(keys):
+                        # (hint_flags is 0 for links: no call for each <a class>)
                         f = hint_flags(ch, keys)
                         if f:
                             if f & NAMED:
