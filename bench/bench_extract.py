@@ -31,7 +31,7 @@ import lxml.html
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.devset import load_pages, set_names  # noqa: E402
+from bench.devset import add_sets_flag, pages_of_flag  # noqa: E402
 from pipeline import main_content  # noqa: E402
 from pipeline.decode import decode_html  # noqa: E402
 from pipeline.documents import candidate_document  # noqa: E402
@@ -79,13 +79,9 @@ def best_times(fns: dict, n: int, repeat: int) -> dict:
 def main(argv: list[str]) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--repeat", type=int, default=5, help="best of N rounds")
-    ap.add_argument("--sets", default="", help=f"comma-separated subset of {','.join(set_names())}")
+    add_sets_flag(ap)
     args = ap.parse_args(argv)
-    sets = [s for s in args.sets.split(",") if s] or None
-    unknown = set(sets or []) - set(set_names())
-    if unknown:
-        ap.error(f"--sets: unknown set(s) {', '.join(sorted(unknown))}; choose from {', '.join(set_names())}")
-    pages = load_pages(sets)
+    pages = pages_of_flag(ap, args.sets)
     htmls = [decode_html(p.body, p.charset)[0] for p in pages]
     recs = [Record(url=p.url, body=p.body, charset=p.charset) for p in pages]
     urls = [p.url for p in pages]

@@ -117,6 +117,20 @@ def set_names() -> list[str]:
     return sorted(p.name for p in HTML.iterdir() if p.is_dir())
 
 
+def add_sets_flag(ap) -> None:
+    """The benchmarks' --sets flag (an argparse parser's)."""
+    ap.add_argument("--sets", default="", help=f"comma-separated subset of {','.join(set_names())}")
+
+
+def pages_of_flag(ap, value: str) -> list[DevPage]:
+    """The dev pages --sets names (all when empty); an unknown name is the parser's error."""
+    sets = [s for s in value.split(",") if s] or None
+    unknown = set(sets or []) - set(set_names())
+    if unknown:
+        ap.error(f"--sets: unknown set(s) {', '.join(sorted(unknown))}; choose from {', '.join(set_names())}")
+    return load_pages(sets)
+
+
 def load_pages(sets: list[str] | None = None) -> list[DevPage]:
     """Every dev page of ``sets`` (default: all), readability first."""
     out = []

@@ -43,7 +43,7 @@ import lxml.html
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.devset import f1, load_pages, set_names, tokens, visible_text  # noqa: E402,F401 (tests import these from here)
+from bench.devset import add_sets_flag, f1, pages_of_flag, tokens, visible_text  # noqa: E402,F401 (tests import these from here)
 from pipeline import main_content  # noqa: E402
 from pipeline.decode import decode_html  # noqa: E402
 from pipeline.documents import candidate_document  # noqa: E402
@@ -301,15 +301,11 @@ def main(argv: list[str]) -> None:
     ap.add_argument("-v", "--verbose", action="store_true", help="one line per page")
     ap.add_argument("--drops", action="store_true", help="gold tokens lost by filter reason")
     ap.add_argument("--repeat", type=int, default=3, help="timing rounds (best of); 0 = no timing")
-    ap.add_argument("--sets", default="", help=f"comma-separated subset of {','.join(set_names())}")
+    add_sets_flag(ap)
     ap.add_argument("--doc-min-images", type=int, default=0,
                     help="doc_min_images for (b) (the job's default is 1)")
     args = ap.parse_args(argv)
-    sets = [s for s in args.sets.split(",") if s] or None
-    unknown = set(sets or []) - set(set_names())
-    if unknown:
-        ap.error(f"--sets: unknown set(s) {', '.join(sorted(unknown))}; choose from {', '.join(set_names())}")
-    pages = load_pages(sets)
+    pages = pages_of_flag(ap, args.sets)
     fcfg = FilterConfig(doc_min_images=args.doc_min_images)
     langid = LangId().load()
     mb = sum(len(p.body) for p in pages) / 1e6
