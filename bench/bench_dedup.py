@@ -40,7 +40,7 @@ sys.path.insert(0, str(ROOT))
 
 from dedup.build_index import hash_item  # noqa: E402
 from dedup.evalsets import EvalItem  # noqa: E402
-from dedup.fingerprints import DEFAULT_VIEW_SET, VIEW_SETS, normalize_image  # noqa: E402
+from dedup.fingerprints import DEFAULT_VIEW_SET, VIEW_SETS, normalize_image, verify_hash  # noqa: E402
 from dedup.index import DEFAULT_THRESHOLDS, EvalIndex  # noqa: E402
 from dedup.mih import MultiIndexHash, brute_force_pairs  # noqa: E402
 from pipeline.images import ImageConfig, process_image  # noqa: E402
@@ -218,13 +218,16 @@ TRANSFORMS = {
 CFG = ImageConfig(min_side=16, max_aspect_ratio=8.0)
 
 
-def training_side(img: Image.Image) -> str | None:
+def training_side(img: Image.Image) -> tuple[str, str] | None:
     """What the pipeline stores for a web copy: the image stage's phash64 of a
-    JPEG (q90) of it (None when the stage drops the copy, e.g. too small)."""
+    JPEG (q90) of it, and the verify hash of the stored JPEG (None when the
+    stage drops the copy, e.g. too small)."""
     buf = io.BytesIO()
     img.convert("RGB").save(buf, "JPEG", quality=90)
     r = process_image(buf.getvalue(), CFG)
-    return r.phash if r.ok else None
+    if not r.ok:
+        return None
+    return r.phash, verify_hash(Image.open(io.BytesIO(r.jpeg)))
 
 
 # ---------------------------------------------------------------- quality
@@ -241,7 +244,8 @@ def nearest_view(index: EvalIndex, item_id: str, phash: str) -> tuple[int, str]:
 
 def bench_quality(paths: list[Path], threshold: int | None, seed: int, repeats: int,
                   verbose: bool = False, only: list[str] | None = None, views: str | None = None,
-                  crop_threshold: int | None = None, margin: int | None = None):
+                  crop_threshold: int | None = None, margin: int | None = None,
+                  verify: int | None = None):
     rng = np.random.default_rng(seed)
     order = rng.permutation(len(paths))
     eval_paths = [paths[i] for i in order[: len(paths) // 2]]
@@ -257,6 +261,8 @@ def bench_quality(paths: list[Path], threshold: int | None, seed: int, repeats: 
         thresholds["image_crop"] = crop_threshold
     if margin is not None:
         thresholds["image_margin"] = None if margin < 0 else margin
+    if verify is not None:
+        thresholds["image_verify"] = None if verify < 0 else verify
     index = EvalIndex.from_items(items, image_hashes=hashes, thresholds=thresholds)
     print(f"photos: {len(paths)} ({len(eval_paths)} eval, indexed; {len(clean_paths)} clean, "
           f"never indexed); {index.num_image_hashes} indexed hashes "
@@ -265,7 +271,12 @@ def bench_quality(paths: list[Path], threshold: int | None, seed: int, repeats: 
           + (f", crop views {index.thresholds['image_crop']}" if index.thresholds.get("image_crop") is not None else "")
           + (f"; margin {index.thresholds['image_margin']} bits to other eval photos (radius >= "
              f"{index.thresholds['image_min_radius']})" if index.thresholds.get("image_margin") is not None
-             else "; no margin"))
+             else "; no margin")
+          + (f"; crop matches verified at <= {index.thresholds['image_verify']} bits of the 256-bit verify hash"
+             if index.thresholds.get("image_verify") is not None else "; no verification"))
+    # verify-hash distance of each (query, eval photo) candidate met only through
+    # verified (crop) views: genuine copies vs distinct photos
+    vdist = {"genuine": [], "distinct": []}
     imgs = {p.name: normalize_image(Image.open(p)).convert("RGB") for p in paths}
     rows = []
     false_pairs = pairs = false_queries = queries = dropped = 0
@@ -282,16 +293,19 @@ def bench_quality(paths: list[Path], threshold: int | None, seed: int, repeats: 
                     if q is None:
                         dropped += 1
                         continue
-                    ids = {m.item_id: m for m in index.match_image(q)}
+                    ids = {m.item_id: m for m in index.match_image(*q)}
                     queries += 1
                     own = p.name if group == "eval" else None
+                    for i, vd in index.verify_distances(*q).items():
+                        if vd is not None:
+                            vdist["genuine" if index.items[i]["item_id"] == own else "distinct"].append(vd)
                     if own is not None:
                         n += 1
                         if own in ids:
                             hit += 1
                             dists.append(ids[own].distance)
                         elif verbose:
-                            d, view = nearest_view(index, own, q)
+                            d, view = nearest_view(index, own, q[0])
                             print(f"  miss: {tname} of {own}: nearest own view {view} at {d} bits")
                     wrong = set(ids) - {own}
                     false_pairs += len(wrong)
@@ -313,6 +327,15 @@ def bench_quality(paths: list[Path], threshold: int | None, seed: int, repeats: 
           f"{queries - sum(r[3] for r in rows)} of them copies of clean photos); "
           f"{false_pairs} of {pairs:,} (query, other eval photo) pairs ({false_pairs / pairs:.1e} per pair)"
           + (f"; {dropped} copies dropped by the image stage" if dropped else ""))
+    print("verify-hash distance of candidates met only through crop views (256 bits; "
+          f"threshold {index.thresholds.get('image_verify')}):")
+    for kind, ds in vdist.items():
+        if ds:
+            a = np.array(ds)
+            pct = ", ".join(f"p{q:g} {np.percentile(a, q):.0f}" for q in (1, 50, 99, 99.9))
+            print(f"  {kind:<9}: {len(a)} candidates; min {a.min()}, {pct}, max {a.max()}")
+        else:
+            print(f"  {kind:<9}: none")
     return rows, false_queries / queries
 
 
@@ -373,7 +396,20 @@ def bench_speed(n_index: int, n_queries: int, radius: int, seed: int, whole_radi
               f"{both_qps / bf_qps:,.0f}x the scan; same results as a scan: {wsame}")
         same = same and wsame
         mih_qps = both_qps
-    return mih_qps, bf_qps, same
+        mih_s += w_s
+    # Verification: each candidate pair's 256-bit verify hashes compared (as
+    # EvalIndex.match_images does; every candidate counted, whole views too)
+    vcodes = rng.integers(0, 2**64, size=(n_index, 4), dtype=np.uint64, endpoint=False)
+    vq = rng.integers(0, 2**64, size=(n_queries, 4), dtype=np.uint64, endpoint=False)
+    qi, ci, _ = got
+    t0 = time.perf_counter()
+    _ = np.bitwise_count(vq[qi] ^ vcodes[ci]).sum(axis=1) <= DEFAULT_THRESHOLDS["image_verify"]
+    v_s = time.perf_counter() - t0
+    all_qps = n_queries / (mih_s + v_s)
+    print(f"  + verifying the {len(qi):,} candidates' verify hashes (random ones: this times the "
+          f"comparison, not its outcome): {v_s * 1e3:.1f} ms; "
+          f"search + verification {all_qps:,.0f} queries/s = {all_qps / bf_qps:,.0f}x the scan")
+    return all_qps, bf_qps, same
 
 
 def main(argv=None):
@@ -389,6 +425,8 @@ def main(argv=None):
                          "objects on white (bench/data/dedup_photos/cutouts), or both in one index")
     ap.add_argument("--margin", type=int, default=None,
                     help="image_margin of the index (default: the index default; -1: off)")
+    ap.add_argument("--verify", type=int, default=None,
+                    help="image_verify of the index (default: the index default; -1: off)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--repeats", type=int, default=1,
                     help="random draws per photo for the randomised transforms")
@@ -404,7 +442,7 @@ def main(argv=None):
     if len(paths) < 4:
         ap.error(f"need at least 4 photos, found {len(paths)} under {args.photos}")
     bench_quality(paths, args.threshold, args.seed, args.repeats, args.verbose, args.only, args.views,
-                  args.crop_threshold, args.margin)
+                  args.crop_threshold, args.margin, args.verify)
     if not args.skip_speed:
         radius = args.threshold if args.threshold is not None else DEFAULT_THRESHOLDS["image"]
         whole = DEFAULT_THRESHOLDS.get("image_whole") or radius

@@ -29,14 +29,14 @@ from dedup.index import DEFAULT_THRESHOLDS, EvalIndex, item_key
 
 
 def hash_item(it: EvalItem, view_set: str | None = None) -> tuple[str, list]:
-    """(item key, hashes): [(view, phash)] for an image, frame phashes for a video."""
+    """(item key, hashes): [(view, phash, verify hash)] for an image, frame phashes for a video."""
     if it.media is None:
         return item_key(it), []
     try:
         if it.kind == "video":
             return item_key(it), fp.video_frame_phashes(it.media)
         with Image.open(it.media) as im:
-            return item_key(it), fp.eval_phashes(im, view_set)
+            return item_key(it), fp.eval_hashes(im, view_set)
     except Exception as e:  # a corrupt eval file must not pass silently
         raise EvalSetError(f"{it.eval_set} item {it.item_id}: cannot decode {it.media}: {e}") from e
 

@@ -236,6 +236,35 @@ def eval_phashes(img: Image.Image, view_set: str | None = None) -> list[tuple[st
             + [(name, phash64(v, trim=False)) for name, v in untrimmed_views(img)])
 
 
+def verify_hash(img: Image.Image, trim: bool = True) -> str:
+    """The second, independent signature that confirms a crop-view match:
+    a 256-bit DCT perceptual hash (imagehash.phash, 16x16: the 8x8 phash64
+    plus the next frequencies, i.e. the finer layout) of the same grey,
+    trimmed pixels, as 64 hex digits.  Two distinct photos of one kind of
+    object on a plain ground (two hammers on white) can agree on phash64's
+    64 lowest frequencies through a crop view and still differ here; a
+    genuine copy agrees on both (bench/bench_dedup.py prints both
+    distributions).  A training image's signature is computed from its
+    stored JPEG, as its phash64 is."""
+    grey = img if img.mode == "L" else img.convert("L")
+    return str(imagehash.phash(trim_borders(grey) if trim else grey, hash_size=16))
+
+
+def is_verified_view(view: str) -> bool:
+    """The views whose matches are verified by :func:`verify_hash`: the crops
+    (a crop of one object on a plain ground looks like many others)."""
+    return view.startswith("crop")
+
+
+def eval_hashes(img: Image.Image, view_set: str | None = None) -> list[tuple[str, str, str]]:
+    """(view name, phash64, verify hash or "") for every indexed view of an
+    eval image, as :func:`eval_phashes` names them; the verify hash
+    (:func:`verify_hash`) only for the views of :func:`is_verified_view`."""
+    out = [(name, phash64(v), verify_hash(v) if is_verified_view(name) else "")
+           for name, v in eval_image_views(img, view_set)]
+    return out + [(name, phash64(v, trim=False), "") for name, v in untrimmed_views(img)]
+
+
 # ---------------------------------------------------------------- video
 
 

@@ -63,6 +63,14 @@ DEFAULT_THRESHOLDS = {
     "image_margin": 3,
     "image_min_radius": 2,
     "image_same_bits": 4,
+    # A match through a crop view is kept only when the query's verify hash
+    # (fingerprints.verify_hash, 256-bit phash of the same pixels) is within
+    # this many bits of the view's: two distinct photos of one object on a
+    # plain ground (two hammers on white) meet at 6 bits of phash64 through a
+    # crop and stay apart here.  Chosen from the distributions the bench
+    # prints (2026-12-03).  A query without a verify hash is not verified.
+    # None: off.
+    "image_verify": 66,
     "video_frame": 6,
     "video_min_frames": 2,
     "video_min_fraction": 0.5,
@@ -119,6 +127,9 @@ class EvalIndex:
             cap = np.maximum(arrays["image_nn"].astype(np.int64) - int(margin),
                              int(self.thresholds.get("image_min_radius") or 0))
             self._code_radius = np.minimum(self._code_radius, cap)
+        self._verify = arrays.get("image_verify")
+        if self._verify is not None and not len(self._verify):
+            self._verify = None
         self._frame_mih = MultiIndexHash(arrays["frame_codes"])
         self._ngram_sorted = arrays["ngram_codes"]       # sorted
         self._exact_sorted = arrays["exact_codes"]       # sorted
@@ -131,7 +142,8 @@ class EvalIndex:
     def from_items(cls, items: Iterable[EvalItem], image_hashes: dict[str, list] | None = None,
                    video_hashes: dict[str, list[str]] | None = None,
                    thresholds: dict | None = None) -> "EvalIndex":
-        """``image_hashes``: item_id -> [(view, phash hex)] (fingerprints.eval_phashes);
+        """``image_hashes``: item_id -> [(view, phash hex)] (fingerprints.eval_phashes)
+        or [(view, phash hex, verify hex or "")] (fingerprints.eval_hashes);
         ``video_hashes``: item_id -> 1 FPS frame phashes.  Keyed by
         ``item_id`` within one eval set; use :func:`item_key` across sets."""
         thresholds = dict(DEFAULT_THRESHOLDS, **(thresholds or {}))
@@ -140,7 +152,7 @@ class EvalIndex:
         video_hashes = video_hashes or {}
         metas, views = [], []
         view_id: dict[str, int] = {}
-        img_codes, img_item, img_view = [], [], []
+        img_codes, img_item, img_view, img_verify = [], [], [], []
         fr_codes, fr_item, fr_pos = [], [], []
         ng_codes, ng_item, ex_codes, ex_item = [], [], [], []
         url_keys, url_item = [], []
@@ -148,7 +160,11 @@ class EvalIndex:
             metas.append({"eval_set": it.eval_set, "split": it.split, "item_id": it.item_id,
                           "kind": it.kind, "media": it.media, "urls": list(it.urls)})
             key = item_key(it)
-            for view, h in image_hashes.get(key, image_hashes.get(it.item_id, ())) if it.kind == "image" else ():
+            for view, h, *vh in image_hashes.get(key, image_hashes.get(it.item_id, ())) if it.kind == "image" else ():
+                if vh and vh[0]:
+                    img_verify.append(_words256(vh[0]))
+                else:
+                    img_verify.append(UNVERIFIED)
                 if view not in view_id:
                     view_id[view] = len(views)
                     views.append(view)
@@ -197,6 +213,10 @@ class EvalIndex:
             "image_item": img_item_a,
             "image_view": np.array(img_view, dtype=np.int16),
             "image_nn": img_nn,
+            # (n, 4) uint64: each view's verify hash, UNVERIFIED for the views
+            # not verified; empty when no view has one (eval_phashes input)
+            "image_verify": (np.array(img_verify, dtype=np.uint64).reshape(-1, 4)
+                             if any(v is not UNVERIFIED for v in img_verify) else np.zeros((0, 4), np.uint64)),
             "frame_codes": np.array(fr_codes, dtype=np.uint64),
             "frame_item": np.array(fr_item, dtype=np.int32),
             "frame_pos": np.array(fr_pos, dtype=np.int32),
@@ -273,18 +293,19 @@ class EvalIndex:
         return Match(it["eval_set"], it["split"], it["item_id"], kind, float(distance),
                      ref if ref is not None else it["media"], detail)
 
-    def match_images(self, phash_hexes: list[str]) -> list[list[Match]]:
-        """Batch form of :meth:`match_image` (vectorised; use it in jobs)."""
-        q = np.array([int(h, 16) for h in phash_hexes], dtype=np.uint64)
-        qi, ci, d = self._image_mih.search_pairs(q, int(self.thresholds["image"]))
-        if self._whole_mih is not None:
-            wq, wc, wd = self._whole_mih.search_pairs(q, self._r_whole)
-            far = wd > int(self.thresholds["image"])      # the nearer ones were found above
-            qi = np.concatenate([qi, wq[far]])
-            ci = np.concatenate([ci, self._whole_ids[wc[far]]])
-            d = np.concatenate([d, wd[far]])
-        keep = d <= self._code_radius[ci]
-        qi, ci, d = qi[keep], ci[keep], d[keep]
+    def match_images(self, phash_hexes: list[str], verify_hexes: list[str | None] | None = None
+                     ) -> list[list[Match]]:
+        """Batch form of :meth:`match_image` (vectorised; use it in jobs).
+        ``verify_hexes``: each query's ``fingerprints.verify_hash`` (of the
+        stored JPEG, as its phash); a candidate found through a verified
+        (crop) view is kept only when the two are within ``image_verify``
+        bits.  None (or a None entry): not verified."""
+        qi, ci, d = self._image_candidates(phash_hexes)
+        limit = self.thresholds.get("image_verify")
+        if limit is not None and verify_hexes is not None:
+            checked, vd = self._verify_distances(qi, ci, verify_hexes)
+            keep = ~checked | (vd <= int(limit))
+            qi, ci, d = qi[keep], ci[keep], d[keep]
         best: list[dict[int, tuple[int, int]]] = [dict() for _ in phash_hexes]
         items = self.arrays["image_item"][ci]
         for a, item, dist, c in zip(qi.tolist(), items.tolist(), d.tolist(), ci.tolist()):
@@ -297,8 +318,49 @@ class EvalIndex:
             out.append(sorted(ms, key=lambda m: (m.distance, m.eval_set, m.item_id)))
         return out
 
-    def match_image(self, phash_hex: str) -> list[Match]:
-        return self.match_images([phash_hex])[0]
+    def verify_distances(self, phash_hex: str, verify_hex: str) -> dict[int, int | None]:
+        """For each eval item (index into ``items``) that ``phash_hex`` meets
+        within the view radii: the smallest verify-hash distance over its
+        verified candidate views, or None when an unverified view (whole
+        image, untrimmed) is among them (the match stands unverified).  For
+        measuring the verification threshold (bench/bench_dedup.py)."""
+        qi, ci, d = self._image_candidates([phash_hex])
+        checked, vd = self._verify_distances(qi, ci, [verify_hex])
+        out: dict[int, int | None] = {}
+        for item, c, v in zip(self.arrays["image_item"][ci].tolist(), checked.tolist(), vd.tolist()):
+            if not c or out.get(item, 0) is None:
+                out[item] = None
+            else:
+                out[item] = min(v, out.get(item, v))
+        return out
+
+    def _verify_distances(self, qi, ci, verify_hexes) -> tuple[np.ndarray, np.ndarray]:
+        """(checked, distance) per candidate pair: whether the pair is verified
+        (a verified view and a query with a verify hash), and the distance."""
+        if self._verify is None:
+            return np.zeros(len(qi), bool), np.zeros(len(qi), np.int64)
+        has = np.array([v is not None for v in verify_hexes], dtype=bool)
+        qv = np.array([_words256(v) if v is not None else UNVERIFIED for v in verify_hexes],
+                      dtype=np.uint64).reshape(-1, 4)
+        ev = self._verify[ci]
+        checked = has[qi] & (ev[:, 0] != UNVERIFIED[0])
+        return checked, np.bitwise_count(qv[qi] ^ ev).sum(axis=1).astype(np.int64)
+
+    def _image_candidates(self, phash_hexes: list[str]):
+        """(query, code, distance) of every indexed view within its radius."""
+        q = np.array([int(h, 16) for h in phash_hexes], dtype=np.uint64)
+        qi, ci, d = self._image_mih.search_pairs(q, int(self.thresholds["image"]))
+        if self._whole_mih is not None:
+            wq, wc, wd = self._whole_mih.search_pairs(q, self._r_whole)
+            far = wd > int(self.thresholds["image"])      # the nearer ones were found above
+            qi = np.concatenate([qi, wq[far]])
+            ci = np.concatenate([ci, self._whole_ids[wc[far]]])
+            d = np.concatenate([d, wd[far]])
+        keep = d <= self._code_radius[ci]
+        return qi[keep], ci[keep], d[keep]
+
+    def match_image(self, phash_hex: str, verify_hex: str | None = None) -> list[Match]:
+        return self.match_images([phash_hex], [verify_hex])[0]
 
     def match_video(self, frame_phashes: list[str]) -> list[Match]:
         if not frame_phashes or not len(self.arrays["frame_codes"]):
@@ -377,6 +439,16 @@ class EvalIndex:
 
 
 WHOLE_VIEWS = ("full", "flip")   # matched at ``image_whole``
+# image_verify row of a view that is not verified.  A real verify hash is a
+# median-threshold phash with exactly 128 one bits, so it is never all ones.
+UNVERIFIED = (np.uint64(2**64 - 1),) * 4
+
+
+def _words256(hex_hash: str) -> tuple[int, int, int, int]:
+    """A 256-bit hash (64 hex digits) as 4 uint64 words."""
+    if len(hex_hash) != 64:
+        raise ValueError(f"verify hash must be 64 hex digits, got {hex_hash!r}")
+    return tuple(int(hex_hash[k:k + 16], 16) for k in range(0, 64, 16))
 NN_NONE = 255   # image_nn: no view of another eval image within the search radius
 
 
