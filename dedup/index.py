@@ -70,7 +70,7 @@ DEFAULT_THRESHOLDS = {
     # crop and stay apart here.  Chosen from the distributions the bench
     # prints (2026-12-03).  A query without a verify hash is not verified.
     # None: off.
-    "image_verify": 66,
+    "image_verify": 72,
     "video_frame": 6,
     "video_min_frames": 2,
     "video_min_fraction": 0.5,
