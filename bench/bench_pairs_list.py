@@ -16,8 +16,9 @@ The photos are made once and kept in build/bench_pairs_list/.
 Both tools, the project's defaults: 512 px keep_ratio_largest (resize only if
 bigger), JPEG q95, min side 150, aspect <= 2, webdataset output; img2dataset 1.47
 with 2 processes x 16 threads, retries 0; ours ``python -m pipeline.pairs --list
-urls.parquet --fetch-per-host-rps 0 --fetch-host-concurrency 32`` (the same 32 requests
-in flight to the host) with ``--direct_num_workers`` = processes.
+urls.parquet --fetch-per-host-rps 0 --fetch-threads 16`` with ``--direct_num_workers`` =
+processes (the same 2 x 16 requests in flight to the host; no per-host cap, the
+default).
 Each runs as its own command and is timed whole (interpreter start to exit,
 what a user waits for); peak RSS is the largest sum of RSS over the command's
 process tree, sampled every 0.1 s (shared pages count once per process, so it
@@ -224,10 +225,10 @@ def run_img2dataset(listing: Path, out: Path, processes: int, threads: int, seen
 
 
 def run_ours(listing: Path, out: Path, processes: int, extra: list[str], profile: str | None = None,
-             seen=None, in_flight: int = 32) -> dict:
+             seen=None, threads: int = 16) -> dict:
     # the same requests in flight to the one host as img2dataset's processes x threads
     cmd = [PY, "-m", "pipeline.pairs", "--list", str(listing), "--output", str(out),
-           "--fetch-per-host-rps", "0", "--fetch-host-concurrency", str(in_flight),
+           "--fetch-per-host-rps", "0", "--fetch-threads", str(threads),
            "--allow-private-addresses", "--no-media-cache", "--quiet",
            f"--direct_num_workers={processes}", *extra]
     spy = [str(Path(PY).parent / "py-spy"), "record", "--subprocesses", "-r", "50", "-f", "raw",
@@ -291,7 +292,7 @@ def main() -> None:
                                                      seen)
             print(f"img2dataset done: {results['img2dataset']['wall_s']:.1f} s", flush=True)
         results["ours"] = run_ours(listing, work / "ours", args.processes, args.ours_args.split(),
-                                   args.py_spy, seen, args.processes * args.threads)
+                                   args.py_spy, seen, args.threads)
     finally:
         stop.set()
         server.join(timeout=10)

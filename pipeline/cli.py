@@ -203,7 +203,7 @@ RANGES = {
     "image_max_aspect_ratio": (1, None, False), "image_image_size": (1, None, False),  # --image-size
     "image_encode_quality": (1, 100, False), "image_max_pixels": (1, None, False),
     "fetch_timeout_s": (0, None, True), "fetch_max_bytes": (1, None, False),
-    "fetch_host_concurrency": (1, None, False), "fetch_max_queued": (1, None, False),
+    "fetch_host_concurrency": (0, None, False), "fetch_max_queued": (1, None, False),
     "fetch_threads": (1, None, False),
     "dedup_near_dup_threshold": (0, 1, False),
     "caption_max_words": (1, None, False),

@@ -63,7 +63,9 @@ class FetchConfig:
     max_bytes: int = 20_000_000
     max_redirects: int = 5
     per_host_rps: float = 2.0  # request starts per second to one host; 0: no limit
-    host_concurrency: int = 16  # requests in flight to one host at once
+    # requests in flight to one host at once, all workers together; 0: no cap but
+    # the workers' threads (politeness is the rate, per_host_rps, not serialisation)
+    host_concurrency: int = 0
     threads: int = 32  # requests in flight per worker, all hosts together
     max_queued: int = 2048  # URLs a worker holds waiting or in flight (bounds its memory)
     allow_private_addresses: bool = False  # tests and the demo only
@@ -430,11 +432,13 @@ def host_key(url: str) -> str:
         return ""
 
 
-# Unlimited rate (per_host_rps 0): a host's URLs are spread over
-# min(host_concurrency, this) keys (by a stable hash of the URL), each key with
-# its share of host_concurrency, so that a hot host's fetching and image work use
-# every worker while the host never has more than host_concurrency requests in
-# flight; with a rate, a host is one key so the rate holds across workers.
+# Unlimited rate (per_host_rps 0): a host's URLs are spread over this many keys
+# (min(host_concurrency, this) with a cap; by a stable hash of the URL), each key
+# with its share of host_concurrency, so that a hot host's fetching and image
+# work use every worker while the host never has more than host_concurrency
+# requests in flight. A worker pools the shares of the keys of one host it holds
+# (keys are disjoint across workers, so the sum stays within the cap). With a
+# rate, a host is one key so the rate holds across workers.
 UNLIMITED_HOST_SPREAD = 64
 _RECENT = 256  # results remembered per bundle for a repeated URL (fetched once)
 
@@ -444,11 +448,13 @@ _IDLE, _RUNNABLE, _SLEEPING, _CAPPED = range(4)
 class _Host:
     """One host's waiting URLs and its politeness state (token bucket, burst 1)."""
 
-    __slots__ = ("queue", "in_flight", "next_start", "state", "lock", "last_start")
+    __slots__ = ("queue", "in_flight", "cap", "keys", "next_start", "state", "lock", "last_start")
 
     def __init__(self):
         self.queue: deque = deque()
         self.in_flight = 0
+        self.cap = 0  # in flight allowed: the shares of this host's keys held by the bundle
+        self.keys: set = set()
         self.next_start = 0.0  # the scheduler's: no submission before this
         self.state = _IDLE
         # The fetch threads': the start of the latest request, so that a thread
@@ -463,7 +469,9 @@ class _FetchHostsFn(beam.DoFn):
     A scheduler on the Beam thread: URLs wait in per-host queues (at most
     ``max_queued`` per worker, queued or in flight: memory does not grow with the
     list) and go to a pool of ``threads`` fetch threads, round-robin over hosts,
-    each host with at most ``host_concurrency`` requests in flight and a start
+    each host with at most ``host_concurrency`` requests in flight (0: up to
+    ``threads``; with spread keys, the shares of the host's keys this bundle
+    holds, pooled) and a start
     every ``1/per_host_rps`` s (a token bucket of one: requests overlap whenever the
     server takes longer than the interval; redirects and retries spend slots too).
     Results are emitted from the Beam thread (Beam metrics are thread-local to
@@ -480,8 +488,10 @@ class _FetchHostsFn(beam.DoFn):
         cfg = self._cfg
         self._fetcher = Fetcher(cfg)
         self._threads = max(1, cfg.threads)
-        # per key: the host's whole budget, or its share when spread over keys
-        self._host_cap = max(1, cfg.host_concurrency // max(1, self._spread))
+        # per key: the host's whole budget, or its share when spread over keys;
+        # no cap (host_concurrency 0): a key may use every thread
+        self._key_share = (max(1, cfg.host_concurrency // max(1, self._spread))
+                           if cfg.host_concurrency > 0 else self._threads)
         self._max_queued = max(self._threads, cfg.max_queued)
         self._interval = 1.0 / cfg.per_host_rps if cfg.per_host_rps > 0 else 0.0
         self._pool = ThreadPoolExecutor(self._threads, thread_name_prefix="fetch")
@@ -500,7 +510,14 @@ class _FetchHostsFn(beam.DoFn):
         self._in_flight = 0
 
     def process(self, element, timestamp=beam.DoFn.TimestampParam, window=beam.DoFn.WindowParam):
-        name, items = element  # the key: a host, or one of a host's spread keys
+        key, items = element  # the key: a host, or one of a host's spread keys
+        name = key.rpartition("#")[0] if self._spread > 1 else key  # the host
+        host = self._hosts.get(name)
+        if host is None:
+            host = self._hosts[name] = _Host()
+        if key not in host.keys:  # its share joins the host's pool in this worker
+            host.keys.add(key)
+            host.cap += self._key_share
         for url, payload in items:  # lazily: a group is never held whole
             done = self._recent.get(url)
             if done is not None:
@@ -511,9 +528,6 @@ class _FetchHostsFn(beam.DoFn):
                 waiters.append((payload, timestamp, window))
                 continue
             self._waiting[url] = [(payload, timestamp, window)]
-            host = self._hosts.get(name)
-            if host is None:
-                host = self._hosts[name] = _Host()
             host.queue.append(url)
             self._queued += 1
             if host.state == _IDLE:
@@ -580,7 +594,7 @@ class _FetchHostsFn(beam.DoFn):
             if not host.queue:
                 host.state = _IDLE
                 continue
-            if host.in_flight >= self._host_cap:
+            if host.in_flight >= host.cap:
                 host.state = _CAPPED  # runnable again when one of its requests ends
                 continue
             if host.next_start > now:
@@ -659,6 +673,8 @@ class _FetchHostsFn(beam.DoFn):
 def _host_spread(cfg: FetchConfig) -> int:
     if cfg.per_host_rps > 0:
         return 1
+    if cfg.host_concurrency <= 0:
+        return UNLIMITED_HOST_SPREAD
     return max(1, min(UNLIMITED_HOST_SPREAD, cfg.host_concurrency))
 
 
@@ -677,7 +693,8 @@ class FetchByHost(beam.PTransform):
     concurrently, each host's request starts at <= per_host_rps (politeness is a
     rate, not one request at a time). With per_host_rps 0 (no rate to hold) a
     host's URLs are spread over up to UNLIMITED_HOST_SPREAD keys so a hot host uses
-    every worker, its host_concurrency shared among them. Same URL twice -> fetched once. Increments Beam Metrics counters
+    every worker, its host_concurrency (if any; 0: none but the threads) shared
+    among them. Same URL twice -> fetched once. Increments Beam Metrics counters
     'fetch_ok' and 'fetch_drop_<reason>' (namespace 'm3w' by default), once per
     distinct URL fetched. With a ``cache`` (pipeline.cache.MediaCache) every
     outcome is stored as it arrives."""

@@ -62,6 +62,9 @@ class LoopbackServer:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self.requests: list[RecordedRequest] = []
+        # requests being answered now, and the most at once since reset_in_flight()
+        self.in_flight = 0
+        self.max_in_flight = 0
         self._httpd: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -101,6 +104,10 @@ class LoopbackServer:
     def hits(self, path: str | None = None) -> int:
         with self._lock:
             return sum(1 for r in self.requests if path is None or urlsplit(r.path).path == path)
+
+    def reset_in_flight(self) -> None:
+        with self._lock:
+            self.max_in_flight = self.in_flight
 
     # -- lifecycle -----------------------------------------------------------------
     def start(self) -> LoopbackServer:
@@ -181,10 +188,16 @@ class _Handler(BaseHTTPRequestHandler):
         if route is None:
             path = srv._file(urlsplit(self.path).path)
             route = Route(file=str(path.relative_to(srv.root))) if path else Route(status=404, body=b"not found")
+        with srv._lock:
+            srv.in_flight += 1
+            srv.max_in_flight = max(srv.max_in_flight, srv.in_flight)
         try:
             self._respond(route)
         except (BrokenPipeError, ConnectionResetError, TimeoutError, ssl.SSLError):
             pass  # the client gave up: exactly what slow routes test
+        finally:
+            with srv._lock:
+                srv.in_flight -= 1
 
     def _respond(self, route: Route) -> None:
         srv = self.server_ref

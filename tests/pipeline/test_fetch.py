@@ -424,6 +424,33 @@ def test_host_concurrency_caps_requests_in_flight(lagging):
     assert all(t2 - t0 >= 1.0 - 0.05 for t0, t2 in zip(times, times[2:])), times
 
 
+def test_default_has_no_per_host_cap_but_the_threads(lagging):
+    """per_host_rps 0 and no --fetch-host-concurrency (the default 0): one host
+    gets every fetch thread; 40 requests (0.3 s each) to it with 24 threads: the
+    server sees 24 at once (the old default cap, 16, spread over keys of one
+    request each, gave one in flight per key the worker held)."""
+    lagging.route("/lag3.jpg", file="china.jpg", delay_s=0.3)
+    items = [(lagging.url(f"/lag3.jpg?d={i}"), f"doc{i}") for i in range(40)]
+    cfg = FetchConfig(allow_private_addresses=True, per_host_rps=0, timeout_s=5.0, retries=0,
+                      threads=24)
+    assert cfg.host_concurrency == 0
+    lagging.reset_in_flight()
+    assert _fetch_in_beam(items, cfg, "test_fetch_nocap") == {"fetch_ok": 40}
+    assert lagging.max_in_flight == 24
+
+
+def test_an_explicit_host_cap_is_pooled_over_the_keys_a_worker_holds(lagging):
+    """host_concurrency 6 without a rate: the host is spread over 6 keys of one
+    request each; one worker holding them all runs 6 at once, never more."""
+    lagging.route("/lag3.jpg", file="china.jpg", delay_s=0.3)
+    items = [(lagging.url(f"/lag3.jpg?p={i}"), f"doc{i}") for i in range(30)]
+    cfg = FetchConfig(allow_private_addresses=True, per_host_rps=0, timeout_s=5.0, retries=0,
+                      threads=24, host_concurrency=6)
+    lagging.reset_in_flight()
+    assert _fetch_in_beam(items, cfg, "test_fetch_pooled") == {"fetch_ok": 30}
+    assert lagging.max_in_flight == 6
+
+
 def test_politeness_is_a_rate_not_one_request_at_a_time(lagging):
     """4 rps to a server taking 1 s: starts are >= 0.25 s apart, yet overlap."""
     rps = 4.0
