@@ -718,3 +718,28 @@ def test_comment_furniture_prefilter_admits_every_word():
         mc.clear_caches()
         assert mc._class_id_flags(s, None) & (mc.COMMENT | mc.FURNITURE), s
         assert mc._class_id_flags(None, s) & (mc.COMMENT | mc.FURNITURE), s
+
+
+def test_any_of_trie_finds_what_the_alternation_finds():
+    """The hint regexes are tries of their words (main_content._any_of): a
+    search must hit exactly where the plain alternation of the same words
+    does, prefixes of each other ("pag", "pager", "pagination"), the word
+    pairs with separators and strings ending mid-word included."""
+    import re
+
+    from pipeline import main_content as mc
+
+    words = ("pager", "pagination", "pag", "foot", "footer", "ad-break", "most read",
+             "most popular", "c++", "a.b")
+    trie = mc._any_of(words)
+    plain = re.compile("|".join(re.escape(w).replace(r"\ ", mc._SEP) for w in words))
+    samples = ["", "pa", "pag", "page", "site-footer", "fo ot", "ad_break", "ad-break-1",
+               "mostread", "most - popular", "most__re", "c+", "c++", "axb", "a.b", "pagination",
+               "x most\tread y", "p a g"]
+    for s in samples:
+        assert bool(trie.search(s)) == bool(plain.search(s)), s
+    assert [bool(trie.search(s)) for s in ("pa", "page", "fo ot", "ad_break", "most__re", "axb")] \
+        == [False, True, False, False, False, False]
+    assert mc.UNLIKELY.search("breadcrumbs") and mc.UNLIKELY.search("nav-pager")
+    assert not mc.UNLIKELY.search("article-body") and mc.MAYBE.search("article-body")
+    assert mc._COMMENT_OR_FURNITURE.search("you-may-like") and not mc._COMMENT_OR_FURNITURE.search("you")
