@@ -37,6 +37,12 @@ def meta_charset(head: bytes) -> str | None:
     return normalise_charset(m.group(1).decode("ascii", "ignore")) if m else None
 
 
+# The `how`s of decode_html whose text is the body decoded strictly as UTF-8:
+# the body is the text's UTF-8 encoding, byte for byte (pipeline.extract
+# parses it as it is).
+UTF8_AS_IS = frozenset(("header:utf-8", "meta:utf-8", "utf-8"))
+
+
 def decode_html(body: bytes, header_charset: str | None = None) -> tuple[str, str]:
     """Decode a page; returns (text, how) where ``how`` names the source of the
     charset (``header:<cs>``, ``meta:<cs>``, ``bom``, ``dammit:<cs>``)."""

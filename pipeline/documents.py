@@ -17,7 +17,7 @@ from urllib.parse import urldefrag
 
 from shards.schema import STAND_IN, build_m3w_sample, make_key, serialize_interleaved
 
-from .decode import decode_html
+from .decode import UTF8_AS_IS, decode_html
 from .extract import ExtractConfig, ImageRef, extract_page
 from .filters import (FilterConfig, LangId, count_words, document_drop_reason,
                       image_drop_reason, judge_blocks, language_drop_reason, split_block)
@@ -166,8 +166,9 @@ def candidate_document(rec: Record, fcfg: FilterConfig, ecfg: ExtractConfig,
     victims (--keep-dropped)."""
     out = Outcome(keep=keep)
     src = {"file": rec.source, "offset": rec.offset}
-    html, _how = decode_html(rec.body, rec.charset)
-    page = extract_page(html, rec.url, ecfg)
+    html, how = decode_html(rec.body, rec.charset)
+    page = extract_page(html, rec.url, ecfg,
+                        utf8=rec.body if how in UTF8_AS_IS and isinstance(rec.body, bytes) else None)
     for reason, n in page.dropped.items():
         out.drop(f"node_{reason}", n)
     roles = page.roles or [None] * len(page.nodes)

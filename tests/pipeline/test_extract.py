@@ -743,3 +743,21 @@ def test_any_of_trie_finds_what_the_alternation_finds():
     assert mc.UNLIKELY.search("breadcrumbs") and mc.UNLIKELY.search("nav-pager")
     assert not mc.UNLIKELY.search("article-body") and mc.MAYBE.search("article-body")
     assert mc._COMMENT_OR_FURNITURE.search("you-may-like") and not mc._COMMENT_OR_FURNITURE.search("you")
+
+
+def test_utf8_body_parsed_as_is_gives_the_same_page():
+    """extract_page(html, utf8=body) parses the body it was decoded from
+    instead of encoding the text again: the same page to the byte, for
+    pages with non-ASCII text; decode_html marks which decodes allow it."""
+    from pipeline.decode import UTF8_AS_IS, decode_html
+
+    n_non_ascii = 0
+    for name in sorted(p.parent.name for p in DATA.glob("*/source.html.gz"))[:30]:
+        body = gzip.decompress((DATA / name / "source.html.gz").read_bytes())
+        html, how = decode_html(body)
+        assert how in UTF8_AS_IS and html.encode("utf-8") == body, name
+        n_non_ascii += not body.isascii()
+        assert extract_page(html, URL, utf8=body) == page(name), name
+    assert n_non_ascii >= 5
+    assert decode_html("é".encode("cp1252"), "utf-8")[1] not in UTF8_AS_IS
+    assert decode_html(b"\xef\xbb\xbf<p>x</p>")[1] not in UTF8_AS_IS  # BOM: UnicodeDammit
