@@ -5,8 +5,16 @@
 everything and returns the matches for the job to record in the sample json.
 
 The m3w helper works on a simple document form, ``{"nodes": [str | {"phash":
-..., "url": ...}, ...]}`` in DOM order (a ``str`` is a text run, a dict an
-image); other keys are passed through.
+..., "verify_hash": ..., "url": ...}, ...]}`` in DOM order (a ``str`` is a text
+run, a dict an image); other keys are passed through.
+
+An image is matched by its phash and its verify hash (both of the stored JPEG,
+as ``pipeline.images`` records them: ``ProcessedImage.phash`` /
+``.verify_hash``): a candidate found only through a crop view of an eval image
+stands only when the two verify hashes agree (``EvalIndex.match_images``).
+Every caller names the verify hash; None (an image record from before the
+image stage stored it) means that image's crop-view candidates stand
+unverified, as all of them did before 2026-12-04: more drops, never fewer.
 """
 from __future__ import annotations
 
@@ -15,8 +23,11 @@ from dedup.index import EvalIndex, Match
 ACTIONS = ("drop", "tag")
 
 
-def image_matches(index: EvalIndex, phash: str | None, url: str | None) -> list[Match]:
-    out = index.match_image(phash) if phash else []
+def image_matches(index: EvalIndex, phash: str | None, url: str | None, *,
+                  verify_hash: str | None) -> list[Match]:
+    """Matches of one image by its hashes (``verify_hash``: see the module
+    docstring) and by its URL."""
+    out = index.match_image(phash, verify_hash) if phash else []
     return out + (index.match_url(url) if url else [])
 
 
@@ -46,7 +57,8 @@ def filter_m3w_document(doc: dict, index: EvalIndex, action: str = "drop"
             keep_nodes.append(node)
             continue
         had_images = True
-        ms = image_matches(index, node.get("phash"), node.get("url"))
+        ms = image_matches(index, node.get("phash"), node.get("url"),
+                           verify_hash=node.get("verify_hash"))
         matches.extend((pos, m) for m in ms)
         if not ms:
             keep_nodes.append(node)
@@ -60,9 +72,10 @@ def filter_m3w_document(doc: dict, index: EvalIndex, action: str = "drop"
 
 
 def filter_pair(caption: str, phash: str | None, url: str | None, index: EvalIndex,
-                action: str = "drop") -> tuple[bool, list[Match]]:
-    """(keep?, matches) for an image-text pair."""
-    ms = image_matches(index, phash, url) + index.match_text(caption)
+                action: str = "drop", *, verify_hash: str | None) -> tuple[bool, list[Match]]:
+    """(keep?, matches) for an image-text pair (``verify_hash``: the stored
+    image's, see the module docstring)."""
+    ms = image_matches(index, phash, url, verify_hash=verify_hash) + index.match_text(caption)
     return (action == "tag" or not ms), ms
 
 

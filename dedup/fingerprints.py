@@ -136,13 +136,28 @@ def trim_borders(img: Image.Image) -> Image.Image:
     return img if box == (0, 0) + img.size else img.crop(box)
 
 
+def _hash_pixels(img: Image.Image, trim: bool = True) -> Image.Image:
+    """The grey pixels both signatures hash: ``img`` in L, its uniform borders
+    trimmed (:func:`trim_borders`) unless ``trim=False``."""
+    grey = img if img.mode == "L" else img.convert("L")
+    return trim_borders(grey) if trim else grey
+
+
+def image_hashes(img: Image.Image, trim: bool = True) -> tuple[str, str]:
+    """(:func:`phash64`, :func:`verify_hash`) of ``img``, the grey conversion
+    and the border trim done once for both (the image stage stores both for
+    every image; bit-identical to calling the two)."""
+    pixels = _hash_pixels(img, trim)
+    return (str(imagehash.phash(pixels, hash_size=8)),
+            str(imagehash.phash(pixels, hash_size=16)))
+
+
 def phash64(img: Image.Image, trim: bool = True) -> str:
     """64-bit DCT perceptual hash (imagehash.phash, 8x8) of the image's grey
     pixels with uniform borders trimmed (:func:`trim_borders`), as 16 hex digits.
     ``trim=False`` hashes the pixels as they are (eval-side views only: what
     the pipeline stores is always trimmed)."""
-    grey = img if img.mode == "L" else img.convert("L")
-    return str(imagehash.phash(trim_borders(grey) if trim else grey, hash_size=8))
+    return str(imagehash.phash(_hash_pixels(img, trim), hash_size=8))
 
 
 def phash_int(hex_hash: str) -> int:
@@ -228,12 +243,20 @@ def untrimmed_views(img: Image.Image) -> list[tuple[str, Image.Image]]:
     return views
 
 
-def eval_phashes(img: Image.Image, view_set: str | None = None) -> list[tuple[str, str]]:
-    """(view name, phash64) for every indexed view of an eval image: those of
+def indexed_views(img: Image.Image, view_set: str | None = None
+                  ) -> list[tuple[str, Image.Image, bool]]:
+    """(view name, view, trim?) for every indexed view of an eval image, the
+    one list :func:`eval_phashes` and :func:`eval_hashes` hash: those of
     :func:`eval_image_views` (trimmed, as the pipeline hashes) and those of
     :func:`untrimmed_views` (not trimmed)."""
-    return ([(name, phash64(v)) for name, v in eval_image_views(img, view_set)]
-            + [(name, phash64(v, trim=False)) for name, v in untrimmed_views(img)])
+    return ([(name, v, True) for name, v in eval_image_views(img, view_set)]
+            + [(name, v, False) for name, v in untrimmed_views(img)])
+
+
+def eval_phashes(img: Image.Image, view_set: str | None = None) -> list[tuple[str, str]]:
+    """(view name, phash64) for every indexed view of an eval image
+    (:func:`indexed_views`)."""
+    return [(name, phash64(v, trim=trim)) for name, v, trim in indexed_views(img, view_set)]
 
 
 def verify_hash(img: Image.Image, trim: bool = True) -> str:
@@ -245,9 +268,8 @@ def verify_hash(img: Image.Image, trim: bool = True) -> str:
     64 lowest frequencies through a crop view and still differ here; a
     genuine copy agrees on both (bench/bench_dedup.py prints both
     distributions).  A training image's signature is computed from its
-    stored JPEG, as its phash64 is."""
-    grey = img if img.mode == "L" else img.convert("L")
-    return str(imagehash.phash(trim_borders(grey) if trim else grey, hash_size=16))
+    stored JPEG, as its phash64 is (:func:`image_hashes` computes both)."""
+    return str(imagehash.phash(_hash_pixels(img, trim), hash_size=16))
 
 
 def is_verified_view(view: str) -> bool:
@@ -258,11 +280,16 @@ def is_verified_view(view: str) -> bool:
 
 def eval_hashes(img: Image.Image, view_set: str | None = None) -> list[tuple[str, str, str]]:
     """(view name, phash64, verify hash or "") for every indexed view of an
-    eval image, as :func:`eval_phashes` names them; the verify hash
-    (:func:`verify_hash`) only for the views of :func:`is_verified_view`."""
-    out = [(name, phash64(v), verify_hash(v) if is_verified_view(name) else "")
-           for name, v in eval_image_views(img, view_set)]
-    return out + [(name, phash64(v, trim=False), "") for name, v in untrimmed_views(img)]
+    eval image (:func:`indexed_views`, as :func:`eval_phashes` names them);
+    the verify hash (:func:`verify_hash`) only for the views of
+    :func:`is_verified_view`."""
+    out = []
+    for name, v, trim in indexed_views(img, view_set):
+        if is_verified_view(name):
+            out.append((name, *image_hashes(v, trim=trim)))
+        else:
+            out.append((name, phash64(v, trim=trim), ""))
+    return out
 
 
 # ---------------------------------------------------------------- video

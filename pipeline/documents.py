@@ -275,7 +275,8 @@ def assemble_sample(doc: dict, images: dict[int, dict], fcfg: FilterConfig,
     """Candidate + processed images (index → result dict) → webdataset sample.
 
     A result dict is ``{"ok": True, "jpeg", "width", "height", "original_width",
-    "original_height", "sha256", "phash", "via"}`` or ``{"ok": False, "reason"}``.
+    "original_height", "sha256", "phash", "verify_hash", "via"}`` or ``{"ok": False,
+    "reason"}``.
     Failed images lose their ``<image>`` tag; a document left with fewer than
     ``doc_min_images`` images is dropped.  ``dedup_drop`` names image indices
     that matched the eval index (dropped like failures); ``dedup_tags`` maps an
@@ -321,6 +322,7 @@ def assemble_sample(doc: dict, images: dict[int, dict], fcfg: FilterConfig,
         chunks.append(None)
         meta = {"url": node["url"], "alt": node["alt"], "title": node["title"],
                 "caption": node["caption"], "sha256": res["sha256"], "phash": res["phash"],
+                "verify_hash": res.get("verify_hash"),
                 "width": res["width"], "height": res["height"],
                 "original_width": res["original_width"],
                 "original_height": res["original_height"], "via": res["via"]}
@@ -357,7 +359,7 @@ def image_result(processed, via: str, stand_in: bool = False) -> dict:
     res = {"ok": True, "jpeg": processed.jpeg, "width": processed.width,
            "height": processed.height, "original_width": processed.original_width,
            "original_height": processed.original_height, "sha256": processed.sha256,
-           "phash": processed.phash, "via": via}
+           "phash": processed.phash, "verify_hash": processed.verify_hash, "via": via}
     if stand_in:
         res[STAND_IN] = True
     return res
@@ -365,7 +367,8 @@ def image_result(processed, via: str, stand_in: bool = False) -> dict:
 
 def eval_matches(doc: dict, images: dict[int, dict], index) -> tuple[dict, list]:
     """Matches of a document against the eval index: ({image index: [Match]},
-    [(text, Match)]).  Images are matched by the stored phash and by URL."""
+    [(text, Match)]).  Images are matched by the stored phash (crop-view
+    candidates confirmed by the stored verify hash) and by URL."""
     from dedup.apply import image_matches
 
     by_image: dict[int, list] = {}
@@ -377,7 +380,7 @@ def eval_matches(doc: dict, images: dict[int, dict], index) -> tuple[dict, list]
             continue
         res = images.get(node["image"])
         if res and res["ok"]:
-            ms = image_matches(index, res["phash"], node["url"])
+            ms = image_matches(index, res["phash"], node["url"], verify_hash=res.get("verify_hash"))
             if ms:
                 by_image[node["image"]] = ms
     return by_image, texts

@@ -3,7 +3,7 @@ fingerprints) or a named drop reason out.
 
     bytes -> sniff -> Pillow open (lazy: header only) -> size checks from the header
           -> decode (first frame) -> BGR/grey array -> img2dataset resize -> JPEG
-          -> sha256(JPEG bytes), phash64(resized pixels)
+          -> sha256(JPEG bytes), phash64 + verify hash (of the stored JPEG as decoded)
 
 Decoding: complete, plain JPEGs (RGB/greyscale, ending in the EOI marker) and PNGs
 (8-bit grey/RGB/RGBA, ending in the IEND chunk, no EXIF or XMP) are decoded by cv2
@@ -43,7 +43,7 @@ import cv2
 import numpy as np
 from PIL import Image, ImageFile, UnidentifiedImageError
 
-from dedup.fingerprints import BadOrientation, normalize_image, phash64, sha256_hex
+from dedup.fingerprints import BadOrientation, image_hashes, normalize_image, phash64, sha256_hex
 from shards.modload import load_module_file
 
 from .cli import RESIZE_MODES
@@ -83,6 +83,9 @@ class ProcessedImage:
     original_height: int | None = None
     sha256: str | None = None
     phash: str | None = None
+    # the second signature that confirms a crop-view eval match
+    # (dedup.fingerprints.verify_hash, 64 hex digits), of the same pixels
+    verify_hash: str | None = None
     animated: bool = False
 
 
@@ -428,18 +431,23 @@ def _pillow_decode(im: Image.Image, cfg: ImageConfig) -> tuple[np.ndarray, bool]
     return arr, swapped
 
 
-def _phash_of(jpeg: bytes) -> str:
-    """phash64 of the stored JPEG as decoded (by Pillow), so anyone can recompute it
-    from a shard and get the same 64 bits.
+def _hashes_of(jpeg: bytes, verify: bool = True) -> tuple[str, str | None]:
+    """(phash64, verify hash) of the stored JPEG as decoded (by Pillow), so anyone
+    can recompute them from a shard and get the same bits: one decode, one grey
+    conversion and border trim for both (dedup.fingerprints.image_hashes).
 
     Cheaper stand-ins were measured and rejected: hashing the resized pixels before
     JPEG coding is 2 bits off on the textured greyscale photos (brick, moon, text);
     decoding only the JPEG's luma plane is 2 bits off on retina.jpg at 256 px.
+    ``verify=False``: (phash64, None), for callers that never match crop views
+    (video frames); the verify hash costs ~1 ms of CPU per image (its own 64x64
+    Lanczos resize; bench/bench_image_hashes.py).
     """
-    return phash64(Image.open(io.BytesIO(jpeg)))
+    img = Image.open(io.BytesIO(jpeg))
+    return image_hashes(img) if verify else (phash64(img), None)
 
 
-def _process(data: bytes, cfg: ImageConfig, flags: dict) -> ProcessedImage:
+def _process(data: bytes, cfg: ImageConfig, flags: dict, verify: bool) -> ProcessedImage:
     if not data:
         raise _ImageDrop("empty")
     im = _open(data, cfg)
@@ -461,6 +469,8 @@ def _process(data: bytes, cfg: ImageConfig, flags: dict) -> ProcessedImage:
         if swapped:
             ow, oh = oh, ow
     jpeg, width, height = _resize(arr, cfg)
+    # Of the stored JPEG as decoded, so anyone can recompute them from a shard.
+    phash, verify_hex = _hashes_of(jpeg, verify)
     return ProcessedImage(
         ok=True,
         reason=None,
@@ -470,22 +480,24 @@ def _process(data: bytes, cfg: ImageConfig, flags: dict) -> ProcessedImage:
         original_width=ow,
         original_height=oh,
         sha256=sha256_hex(jpeg),
-        # Of the stored JPEG as decoded, so anyone can recompute it from a shard.
-        phash=_phash_of(jpeg),
+        phash=phash,
+        verify_hash=verify_hex,
         animated=animated,
     )
 
 
-def process_image(data: bytes, cfg: ImageConfig, source: str = "") -> ProcessedImage:
+def process_image(data: bytes, cfg: ImageConfig, source: str = "",
+                  verify_hash: bool = True) -> ProcessedImage:
     """Validate, resize and encode one image. Never raises; `source` (the URL) only
-    goes into log messages."""
+    goes into log messages. `verify_hash=False` leaves `ProcessedImage.verify_hash`
+    None (video frames: matched by their phashes only)."""
     if ImageFile.LOAD_TRUNCATED_IMAGES:
         # Someone in this process switched on Pillow's lenient mode; truncated
         # images would then pass as half-grey pictures. Say so once.
         _warn_lenient_once()
     flags = {"animated": False}
     try:
-        return _process(data, cfg, flags)
+        return _process(data, cfg, flags, verify_hash)
     except _ImageDrop as drop:
         log.debug("image dropped %s: %s", source or "<bytes>", drop)
         return ProcessedImage(ok=False, reason=drop.reason, animated=flags["animated"])

@@ -332,7 +332,7 @@ class AssemblePairs(CountingDoFn):
         meta = {"url": c["url"], "page_url": c["page_url"], "caption_source": c["caption_source"],
                 "lang": c["lang"], "lang_score": c["lang_score"], "source": c["source"],
                 **{k: res[k] for k in ("width", "height", "original_width", "original_height",
-                                       "sha256", "phash", "via")}}
+                                       "sha256", "phash", "verify_hash", "via")}}
         if res.get(STAND_IN):
             meta[STAND_IN] = True
         if c.get("alt") is not None and c["caption_source"] != "alt":
@@ -386,7 +386,10 @@ class EvalDedup(CountingDoFn):
 
         meta = sample["json"]
         if self.kind == "pair":
-            keep, ms = filter_pair(sample["txt"], meta["phash"], meta["url"], self.index, self.action)
+            if meta.get("verify_hash") is None:   # crop-view candidates stand unverified
+                self.counts.inc("pairs_eval_unverified")
+            keep, ms = filter_pair(sample["txt"], meta["phash"], meta["url"], self.index, self.action,
+                                   verify_hash=meta.get("verify_hash"))
         else:
             keep, ms = filter_video(sample["txt"], meta["frame_phashes"], self.index, self.action)
         if ms:

@@ -34,7 +34,9 @@ def stored(img: Image.Image) -> tuple[str, str]:
     img.save(buf, "JPEG", quality=90)
     r = process_image(buf.getvalue(), ImageConfig(min_side=16))
     assert r.ok
-    return r.phash, fp.verify_hash(Image.open(io.BytesIO(r.jpeg)))
+    # the image stage's own record: both signatures of the stored JPEG as decoded
+    assert r.verify_hash == fp.verify_hash(Image.open(io.BytesIO(r.jpeg)))
+    return r.phash, r.verify_hash
 
 
 @lru_cache(maxsize=None)
@@ -111,3 +113,29 @@ def test_bad_verify_hash_is_a_clear_error():
     ph, _ = stored(load(HAMMER5).crop(HAMMER5_CROP))
     with pytest.raises(ValueError, match="verify hash must be 64 hex digits"):
         index().match_image(ph, "abc")
+
+
+@pytest.mark.parametrize("name", ["gcompris_categorization_hammer2.jpg", "gcompris_clickgame_sea1.jpg",
+                                  "opencv_scenetext01.jpg", "gcompris_categorization_fish1.jpg"])
+@pytest.mark.parametrize("mode", ["RGB", "L"])
+def test_image_hashes_are_phash64_and_verify_hash_bit_for_bit(name, mode):
+    img = Image.open(PHOTOS / name).convert(mode)
+    for trim in (True, False):
+        both = fp.image_hashes(img, trim=trim)
+        assert both == (fp.phash64(img, trim=trim), fp.verify_hash(img, trim=trim))
+        assert len(both[0]) == 16 and len(both[1]) == 64
+    # a bordered copy: the trim is shared (both signatures of the trimmed pixels)
+    framed = Image.new(mode, (img.width + 40, img.height + 40), 0 if mode == "L" else (0, 0, 0))
+    framed.paste(img, (20, 20))
+    assert fp.image_hashes(framed) == fp.image_hashes(img) != fp.image_hashes(framed, trim=False)
+
+
+def test_eval_views_listed_once_for_both_hash_lists():
+    img = Image.open(PHOTOS / "gcompris_categorization_monument1.jpg")   # sky trimmed: untrimmed views
+    views = fp.indexed_views(img)
+    assert any(not trim for _, _, trim in views)
+    assert [n for n, _ in fp.eval_phashes(img)] == [n for n, _, _ in fp.eval_hashes(img)] == [
+        n for n, _, _ in views]
+    for (name, view, trim), (_, ph, vh) in zip(views, fp.eval_hashes(img)):
+        assert ph == fp.phash64(view, trim=trim)
+        assert vh == (fp.verify_hash(view) if name.startswith("crop") else "")
