@@ -41,6 +41,7 @@ import socket
 import struct
 import sys
 import tempfile
+import threading
 
 from apache_beam.options.pipeline_options import DirectOptions
 from apache_beam.runners.portability.fn_api_runner import fn_runner
@@ -287,6 +288,7 @@ class ForkingDirectRunner(PipelineRunner):
 
         mode = options.view_as(DirectOptions).direct_running_mode
         server = fork_server() if mode == "multi_processing" else None
+        FORK_DONE.set()
         if server is None:
             return SwitchingDirectRunner().run_pipeline(pipeline, options)
         # as Beam's DirectRunner builds it for the FnApiRunner
@@ -299,6 +301,11 @@ class ForkingDirectRunner(PipelineRunner):
 
 
 _SERVER: ForkServer | None = None
+# Set once this process's workers no longer fork from it: its fork server is
+# started (workers fork from that copy), or the run went to Beam's own
+# DirectRunner (workers exec'd). From then on a driver thread cannot be caught
+# by a fork in the middle of an import: see pipeline.jobs.warm_up_after_fork.
+FORK_DONE = threading.Event()
 
 
 def fork_server() -> ForkServer | None:

@@ -168,3 +168,33 @@ def test_a_forked_worker_counts_its_own_progress_totals_only(tmp_path):
     assert os.waitstatus_to_exitcode(status) == 0
     assert progress._local["pages"] == 5   # the driver keeps its own
     progress._local.clear()
+
+
+def test_the_driver_warm_up_waits_until_no_worker_forks_from_it(monkeypatch):
+    """pipeline.jobs.warm_up_after_fork: the warm-up import runs on a thread only
+    once FORK_DONE is set (set by the runner after its fork server started, or
+    when it runs Beam's own workers), never while a fork may still copy it."""
+    import threading
+
+    from pipeline.jobs import warm_up_after_fork
+
+    event = threading.Event()
+    monkeypatch.setattr(forkworkers, "FORK_DONE", event)
+    ran = threading.Event()
+    warm_up_after_fork(ran.set)
+    assert not ran.wait(0.3)  # the fork has not happened: nothing imported yet
+    event.set()
+    assert ran.wait(5)
+
+
+def test_the_runner_says_when_forking_is_done(monkeypatch):
+    """Beam's own DirectRunner path (another running mode) sets FORK_DONE too."""
+    import threading
+
+    event = threading.Event()
+    monkeypatch.setattr(forkworkers, "FORK_DONE", event)
+    p = beam.Pipeline(options=PipelineOptions([f"--runner={FORKING_DIRECT_RUNNER}",
+                                               "--direct_running_mode=in_memory"]))
+    assert_that(p | beam.Create([1, 2]) | beam.Map(lambda x: x * 3), equal_to([3, 6]))
+    p.run().wait_until_finish()
+    assert event.is_set()
