@@ -432,7 +432,9 @@ def main(argv=None):
                     help="random draws per photo for the randomised transforms")
     ap.add_argument("--views", choices=sorted(VIEW_SETS), default=None,
                     help=f"eval-side view set (default {DEFAULT_VIEW_SET})")
-    ap.add_argument("--only", action="append", metavar="TRANSFORM", help="run only these transforms")
+    ap.add_argument("--only", action="append", metavar="TRANSFORM", help="run only these transforms (one random stream runs through the randomised "
+                         "transforms in table order: to redraw a full run's copies of one, also name "
+                         "the randomised ones before it, e.g. --only colour_jitter --only watermark)")
     ap.add_argument("--n-index", type=int, default=1_000_000)
     ap.add_argument("--n-queries", type=int, default=50_000)
     ap.add_argument("--skip-speed", action="store_true")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import math
 import re
 import unicodedata
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
@@ -70,6 +71,17 @@ def normalize_image(im: Image.Image) -> Image.Image:
 BORDER_TOLERANCE = 12
 BORDER_MIN_FRAC = 0.02
 BORDER_MAX_FRAC = 0.45    # per side; an almost blank image is not trimmed to a sliver
+# A small overlay inside a border (a site's watermark or a logo in the corner of
+# a photo on a plain ground) must not stop the trim short of the photo: a band
+# of at most BORDER_GAP_FRAC of the side's lines, each still BORDER_GAP_MIN
+# border pixels, whose other pixels lie within BORDER_GAP_SPAN of the side's
+# width (one overlay, not the noise of a textured ground), followed by
+# BORDER_MIN_FRAC of the side in clean border lines, is part of the border.
+# Content reached from a border is not such a band: the lines beyond it are
+# not border again.
+BORDER_GAP_FRAC = 0.06
+BORDER_GAP_MIN = 0.75
+BORDER_GAP_SPAN = 0.5
 
 
 def _border_run(lines: np.ndarray, prev_ref: float | None) -> tuple[int, float]:
@@ -80,14 +92,33 @@ def _border_run(lines: np.ndarray, prev_ref: float | None) -> tuple[int, float]:
     ref = float(np.median(lines[0]))
     if prev_ref is not None and abs(ref - prev_ref) <= 3 * BORDER_TOLERANCE:
         return 0, ref
-
-    def border(block):
-        return (np.abs(block - ref) <= BORDER_TOLERANCE).mean(axis=1) >= 0.98
-
-    if not border(lines[:1])[0]:          # most photos: stop at the first line
+    if (np.abs(lines[0] - ref) <= BORDER_TOLERANCE).mean() < 0.98:   # most photos: stop here
         return 0, ref
-    near = border(lines[: int(BORDER_MAX_FRAC * len(lines)) + 2])
-    return (int(np.argmin(near)) if not near.all() else len(near)), ref
+    off = np.abs(lines[: int(BORDER_MAX_FRAC * len(lines)) + 2] - ref) > BORDER_TOLERANCE
+    frac = 1.0 - off.mean(axis=1)
+    near = frac >= 0.98
+    if near.all():
+        return len(near), ref
+    run = int(np.argmin(near))
+    # bridge overlay bands (see BORDER_GAP_FRAC)
+    max_gap = math.ceil(BORDER_GAP_FRAC * len(lines))
+    resume = max(3, math.ceil(BORDER_MIN_FRAC * len(lines)))
+    clean = np.convolve(near, np.ones(resume), "valid") == resume   # clean[j]: near[j:j + resume]
+    while run < len(clean):
+        ends = np.flatnonzero(clean[run + 1: run + max_gap + 1])
+        if not len(ends):
+            break
+        end = run + 1 + int(ends[0])
+        if frac[run:end].min() < BORDER_GAP_MIN:
+            break
+        lo, hi = np.percentile(np.nonzero(off[run:end])[1], (5, 95))
+        if hi - lo > BORDER_GAP_SPAN * off.shape[1]:
+            break
+        past = end + (int(np.argmin(near[end:])) if not near[end:].all() else len(near) - end)
+        if past > BORDER_MAX_FRAC * len(lines):      # a blank side: keep the first border
+            break
+        run = past
+    return run, ref
 
 
 BORDER_PASSES = 3         # a border inside a border (a photo on white, framed in black)
