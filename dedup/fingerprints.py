@@ -75,7 +75,9 @@ BORDER_MAX_FRAC = 0.45    # per side; an almost blank image is not trimmed to a 
 # a photo on a plain ground) must not stop the trim short of the photo: a band
 # of at most BORDER_GAP_FRAC of the side's lines, each still BORDER_GAP_MIN
 # border pixels, whose other pixels lie within BORDER_GAP_SPAN of the side's
-# width (one overlay, not the noise of a textured ground), followed by
+# width (one overlay, not the noise of a textured ground) and mostly differ
+# from the ground by 2 * BORDER_TOLERANCE or more (a mark on the ground, not
+# the ground's level drifting: a vignette, a sky's gradient), followed by
 # BORDER_MIN_FRAC of the side in clean border lines, is part of the border.
 # Content reached from a border is not such a band: the lines beyond it are
 # not border again.
@@ -110,6 +112,9 @@ def _border_run(lines: np.ndarray, prev_ref: float | None) -> tuple[int, float]:
             break
         end = run + 1 + int(ends[0])
         if frac[run:end].min() < BORDER_GAP_MIN:
+            break
+        marks = np.abs(lines[run:end] - ref)[off[run:end]]
+        if np.percentile(marks, 90) < 2 * BORDER_TOLERANCE:    # the ground drifting, not a mark on it
             break
         lo, hi = np.percentile(np.nonzero(off[run:end])[1], (5, 95))
         if hi - lo > BORDER_GAP_SPAN * off.shape[1]:
