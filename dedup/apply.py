@@ -12,21 +12,44 @@ An image is matched by its phash and its verify hash (both of the stored JPEG,
 as ``pipeline.images`` records them: ``ProcessedImage.phash`` /
 ``.verify_hash``): a candidate found only through a crop view of an eval image
 stands only when the two verify hashes agree (``EvalIndex.match_images``).
-Every caller names the verify hash; None (an image record from before the
-image stage stored it) means that image's crop-view candidates stand
-unverified, as all of them did before 2026-12-04: more drops, never fewer.
+Every caller names the verify hash: the hex digits, a function that computes
+them (``stored_verify_hash``: called only when the image has a candidate that
+needs verifying, which few images have, so a job need not hash every image
+twice), or None (an image record from before the image stage stored it):
+that image's crop-view candidates stand unverified, as all of them did
+before 2026-12-04: more drops, never fewer.
 """
 from __future__ import annotations
 
+import io
+from typing import Callable, Union
+
 from dedup.index import EvalIndex, Match
+
+# a verify hash, a function giving it (called at most once, only when needed), or None
+VerifyHash = Union[str, None, Callable[[], Union[str, None]]]
+
+
+def stored_verify_hash(jpeg: bytes) -> Callable[[], str]:
+    """The verify hash of a stored JPEG, computed when called: the same bits the
+    image stage stores (``fingerprints.image_hashes`` of the JPEG as decoded)."""
+    def compute() -> str:
+        from PIL import Image
+
+        from dedup.fingerprints import verify_hash
+
+        return verify_hash(Image.open(io.BytesIO(jpeg)))
+    return compute
 
 ACTIONS = ("drop", "tag")
 
 
 def image_matches(index: EvalIndex, phash: str | None, url: str | None, *,
-                  verify_hash: str | None) -> list[Match]:
+                  verify_hash: VerifyHash) -> list[Match]:
     """Matches of one image by its hashes (``verify_hash``: see the module
     docstring) and by its URL."""
+    if callable(verify_hash):
+        verify_hash = verify_hash() if phash and index.needs_verify_hash(phash) else None
     out = index.match_image(phash, verify_hash) if phash else []
     return out + (index.match_url(url) if url else [])
 
@@ -72,7 +95,7 @@ def filter_m3w_document(doc: dict, index: EvalIndex, action: str = "drop"
 
 
 def filter_pair(caption: str, phash: str | None, url: str | None, index: EvalIndex,
-                action: str = "drop", *, verify_hash: str | None) -> tuple[bool, list[Match]]:
+                action: str = "drop", *, verify_hash: VerifyHash) -> tuple[bool, list[Match]]:
     """(keep?, matches) for an image-text pair (``verify_hash``: the stored
     image's, see the module docstring)."""
     ms = image_matches(index, phash, url, verify_hash=verify_hash) + index.match_text(caption)

@@ -318,6 +318,16 @@ class EvalIndex:
             out.append(sorted(ms, key=lambda m: (m.distance, m.eval_set, m.item_id)))
         return out
 
+    def needs_verify_hash(self, phash_hex: str) -> bool:
+        """Whether :meth:`match_image`'s answer for ``phash_hex`` can depend on
+        the query's verify hash: verification is on and some candidate comes
+        through a verified (crop) view.  Lets a caller compute the verify hash
+        only then (most images have no candidate at all)."""
+        if self.thresholds.get("image_verify") is None or self._verify is None:
+            return False
+        _, ci, _ = self._image_candidates([phash_hex])
+        return bool((self._verify[ci][:, 0] != UNVERIFIED[0]).any()) if len(ci) else False
+
     def verify_distances(self, phash_hex: str, verify_hex: str) -> dict[int, int | None]:
         """For each eval item (index into ``items``) that ``phash_hex`` meets
         within the view radii: the smallest verify-hash distance over its

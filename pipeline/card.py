@@ -217,7 +217,7 @@ TASKS = {"m3w": ["image-to-text", "text-generation"], "pairs": ["image-to-text"]
 MEMBERS = {"m3w": "`KEY.json` (text, images, url, title, source, lang, num_words), "
                   "`KEY.0.jpg` ... in the order of the `<image>` tags",
            "pairs": "`KEY.jpg`, `KEY.txt` (caption), `KEY.json` (url, page_url, caption_source, "
-                    "sizes, sha256, phash, verify_hash)",
+                    "sizes, sha256, phash)",
            "videos": "`KEY.txt` (caption), `KEY.json` (url, duration, fps, frame_times), "
                      "`KEY.0.jpg` ... (frames at 1 FPS)"}
 

@@ -278,9 +278,12 @@ class _ProcessImages(media.ProcessImages):
     span travels on, through the joins and groupings, to the shard writer: the
     job's memory does not grow with the number of images (on the DirectRunner
     every grouping holds its whole input), and the bytes are not pickled across
-    three stage boundaries."""
+    three stage boundaries.  No verify hash here: ``EvalDedup`` computes it
+    from the stored JPEG for the few images whose dedup candidates need it
+    (the same bits; ~1.4 ms of CPU per image saved, bench/bench_image_hashes.py)."""
 
     namespace = NS
+    verify_hash = False
 
     def __init__(self, icfg: ImageConfig, progress_dir=None, spill_root: str | None = None):
         super().__init__(icfg, progress_dir)
@@ -332,7 +335,7 @@ class AssemblePairs(CountingDoFn):
         meta = {"url": c["url"], "page_url": c["page_url"], "caption_source": c["caption_source"],
                 "lang": c["lang"], "lang_score": c["lang_score"], "source": c["source"],
                 **{k: res[k] for k in ("width", "height", "original_width", "original_height",
-                                       "sha256", "phash", "verify_hash", "via")}}
+                                       "sha256", "phash", "via")}}
         if res.get(STAND_IN):
             meta[STAND_IN] = True
         if c.get("alt") is not None and c["caption_source"] != "alt":
@@ -382,14 +385,16 @@ class EvalDedup(CountingDoFn):
         self.index = EvalIndex.load_cached(self.index_path)
 
     def process(self, sample):
-        from dedup.apply import filter_pair, filter_video
+        from dedup.apply import filter_pair, filter_video, stored_verify_hash
 
         meta = sample["json"]
         if self.kind == "pair":
-            if meta.get("verify_hash") is None:   # crop-view candidates stand unverified
-                self.counts.inc("pairs_eval_unverified")
+            def verify():   # only for a pair with a crop-view candidate (dedup.apply)
+                self.counts.inc("pairs_eval_verify_hashed")
+                return stored_verify_hash(media.load_spilled(sample["jpg"]))()
+
             keep, ms = filter_pair(sample["txt"], meta["phash"], meta["url"], self.index, self.action,
-                                   verify_hash=meta.get("verify_hash"))
+                                   verify_hash=verify)
         else:
             keep, ms = filter_video(sample["txt"], meta["frame_phashes"], self.index, self.action)
         if ms:

@@ -109,6 +109,48 @@ def test_index_without_verify_hashes_does_not_verify():
     assert [m.item_id for m in idx.match_image(ph, vh)] == ["hammer2"]
 
 
+def test_verify_hash_computed_only_when_a_candidate_needs_it():
+    """dedup.apply takes a function for the verify hash (the pairs job's, from
+    the stored JPEG) and calls it only for an image met through a crop view."""
+    from dedup.apply import image_matches, stored_verify_hash
+
+    idx = index()
+    calls = []
+
+    def lazy(jpeg):
+        def compute():
+            calls.append(1)
+            return stored_verify_hash(jpeg)()
+        return compute
+
+    def stored_jpeg(img):
+        buf = io.BytesIO()
+        img.save(buf, "JPEG", quality=90)
+        return process_image(buf.getvalue(), ImageConfig(min_side=16), verify_hash=False)
+
+    impostor = stored_jpeg(load(HAMMER5).crop(HAMMER5_CROP))
+    assert impostor.verify_hash is None
+    assert stored_verify_hash(impostor.jpeg)() == fp.verify_hash(Image.open(io.BytesIO(impostor.jpeg)))
+    assert idx.needs_verify_hash(impostor.phash)
+    assert image_matches(idx, impostor.phash, None, verify_hash=lazy(impostor.jpeg)) == []
+    assert len(calls) == 1                       # rejected by the verify hash, as if stored
+    # a whole copy meets crop views too (which one is nearest can depend on it)
+    whole = stored_jpeg(load(HAMMER2))
+    assert idx.needs_verify_hash(whole.phash)
+    assert [m.detail for m in image_matches(idx, whole.phash, None, verify_hash=lazy(whole.jpeg))] == ["full"]
+    assert len(calls) == 2
+    other = stored_jpeg(load(PHOTOS / "gcompris_categorization_eiffelTower.jpg"))   # no candidate
+    assert not idx.needs_verify_hash(other.phash)
+    assert image_matches(idx, other.phash, None, verify_hash=lazy(other.jpeg)) == []
+    assert len(calls) == 2
+    # verification off: never computed, the crop-view match stands
+    off = index(image_verify=None)
+    assert not off.needs_verify_hash(impostor.phash)
+    assert [m.item_id for m in image_matches(off, impostor.phash, None,
+                                             verify_hash=lazy(impostor.jpeg))] == ["hammer2"]
+    assert len(calls) == 2
+
+
 def test_bad_verify_hash_is_a_clear_error():
     ph, _ = stored(load(HAMMER5).crop(HAMMER5_CROP))
     with pytest.raises(ValueError, match="verify hash must be 64 hex digits"):
