@@ -526,8 +526,9 @@ class _Emitter:
             caption=self.captions[-1] if self.captions else "", width=w, height=h))
         self.roles.append(None)
 
-    def walk(self, el):
-        tag = el.tag
+    def walk(self, el, tag=None):
+        if tag is None:
+            tag = el.tag
         if tag in _IMG_TAGS:
             self.image(el)
             return
@@ -536,7 +537,8 @@ class _Emitter:
             return
         block = tag in _BLOCK
         if block:
-            self.flush()
+            if self.buf:
+                self.flush()
             outer = self.block
             self.block = tag
             opened = (tag in _GROUP_TAGS and self.group is None
@@ -549,22 +551,24 @@ class _Emitter:
         if figure:
             cap = next(el.iter("figcaption"), None)
             self.captions.append(_norm("".join(cap.itertext())) if cap is not None else "")
-        if el.text:
-            self.buf.append(el.text)
-        skip = self.skip
         buf = self.buf
+        t = el.text
+        if t:
+            buf.append(t)
+        skip = self.skip
         check_hidden = self.check_hidden
         for ch in el:
-            if ch.tag.__class__ is str and not (skip and ch in skip):
+            ctag = ch.tag
+            if ctag.__class__ is str and not (skip and ch in skip):
                 if check_hidden:
                     keys = ch.keys()
-                    if keys and not _HIDING_ATTRS.isdisjoint(keys) and is_hidden(ch):
+                    if keys and not _HIDING_ATTRS.isdisjoint(keys) and is_hidden(ch, keys):
                         skip.add(ch)
                         tail = ch.tail
                         if tail:
                             buf.append(tail)
                         continue
-                self.walk(ch)
+                self.walk(ch, ctag)
                 buf = self.buf  # flush() replaced it
             tail = ch.tail
             if tail:
@@ -572,7 +576,8 @@ class _Emitter:
         if figure:
             self.captions.pop()
         if block:
-            self.flush()
+            if self.buf:
+                self.flush()
             self.block = outer
             if opened:
                 self.group = None

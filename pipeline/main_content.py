@@ -162,6 +162,7 @@ def _hint_weight(s: str) -> int:
 def clear_caches() -> None:
     _weight_cache.clear()
     _unlikely_cache.clear()
+    _hiding_style_cache.clear()
 
 
 def class_weight(el) -> int:
@@ -288,16 +289,32 @@ class Prose:
 _HIDDEN_STYLE = re.compile(r"display\s*:\s*none|visibility\s*:\s*hidden", re.I)
 
 
-def is_hidden(el) -> bool:
+_hiding_style_cache: dict = {}  # style attribute -> does it hide (styles repeat on a page)
+
+
+def is_hidden(el, keys=None) -> bool:
     """hidden attribute, aria-hidden=true, or an inline display:none /
-    visibility:hidden style."""
-    if el.get("hidden") is not None:
+    visibility:hidden style. ``keys``: ``el.keys()`` when the caller has
+    them (the walks do): an attribute the element lacks is not looked up."""
+    if keys is None:
+        keys = el.keys()
+    if "hidden" in keys:
         return True
-    if (el.get("aria-hidden") or "").strip().lower() == "true":
+    if "aria-hidden" in keys and (el.get("aria-hidden") or "").strip().lower() == "true":
         # Rendered-math fallback images (Wikipedia) are visible despite it.
         return not (el.tag == "img" and "fallback-image" in (el.get("class") or ""))
+    if "style" not in keys:
+        return False
     style = el.get("style")
-    return bool(style) and bool(_HIDDEN_STYLE.search(style))
+    if not style:
+        return False
+    h = _hiding_style_cache.get(style)
+    if h is None:
+        h = bool(_HIDDEN_STYLE.search(style))
+        if len(_hiding_style_cache) > _CACHE_MAX:
+            _hiding_style_cache.clear()
+        _hiding_style_cache[style] = h
+    return h
 
 
 COMMENT, UNLIKELY_HINT, FURNITURE, NAMED = 1, 2, 4, 8
@@ -410,8 +427,7 @@ def measure(body, skip: set, unlikely: bool = False, comments: bool = True,
     loose_tags = LOOSE_TAGS
     never_unlikely = _NEVER_UNLIKELY
 
-    def walk(el, p1, p2, p3):
-        tag = el.tag
+    def walk(el, tag, p1, p2, p3):  # tag: el.tag, which the caller has read
         t = el.text
         tl = cm = 0
         if t:
@@ -429,7 +445,7 @@ def measure(body, skip: set, unlikely: bool = False, comments: bool = True,
             if ctag.__class__ is str:
                 keys = ch.keys()
                 if keys:
-                    if not hiding_attrs.isdisjoint(keys) and is_hidden(ch):
+                    if not hiding_attrs.isdisjoint(keys) and is_hidden(ch, keys):
                         hidden.add(ch)
                         ctag = None
                     elif ctag not in never_unlikely and not hint_attrs.isdisjoint(keys):
@@ -453,7 +469,7 @@ def measure(body, skip: set, unlikely: bool = False, comments: bool = True,
                 if ctag == "main":
                     named.append(ch)
             if ctag.__class__ is str and not (skip and ch in skip):
-                ctl, cll, ccm, cni = walk(ch, el, p1, p2)
+                ctl, cll, ccm, cni = walk(ch, ctag, el, p1, p2)
                 tl += ctl
                 ll += cll
                 cm += ccm
@@ -498,7 +514,15 @@ def measure(body, skip: set, unlikely: bool = False, comments: bool = True,
                     points[p2] = pget(p2, 0.0) + score / 6
         return r
 
-    walk(body, None, None, None)
+    try:
+        walk(body, body.tag, None, None, None)
+    finally:
+        # `walk` calls itself through its closure: a reference cycle that
+        # holds every element's proxy (stats, points) and so the page's whole
+        # tree until the cyclic GC runs: about ten pages' trees alive at a
+        # time, freed in the GC's pauses. Without it the tree goes by
+        # reference counting when the page is done.
+        walk = None
     return m
 
 
