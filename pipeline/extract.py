@@ -51,6 +51,7 @@ from urllib.parse import urljoin, urlsplit
 from lxml import etree
 
 from pipeline import main_content
+from pipeline.filters import case_free_searcher
 from pipeline.main_content import HIDING_ATTRS as _HIDING_ATTRS, is_hidden
 
 
@@ -297,6 +298,9 @@ _PIXEL_URL = re.compile(
     r"(?:[-_.]\w+)*\.(?:gif|png)(?:$|\?))", re.I)
 
 
+_pixel_url = case_free_searcher(_PIXEL_URL.pattern)  # _PIXEL_URL.search, faster
+
+
 def _dim(v: str | None) -> int | None:
     if not v:
         return None
@@ -407,7 +411,7 @@ def _is_tracking(url: str, w: int | None, h: int | None) -> bool:
     if (w is not None and w <= 1 and (h is None or h <= 1)) or \
             (h is not None and h <= 1 and w is None):
         return True
-    return bool(_PIXEL_URL.search(url))
+    return bool(_pixel_url(url))
 
 
 # --- emission ----------------------------------------------------------------

@@ -60,6 +60,37 @@ def _compiled(pattern: str) -> re.Pattern:
     return p
 
 
+# A pattern written in lowercase letters, digits, case-free punctuation and
+# escapes (\w \d \s \b \. ...), with character classes of such characters
+# and no ranges, nor an inline flag group "(?-": on an ASCII text, what it finds with re.IGNORECASE is what it
+# finds case-sensitively in the text lowercased (each letter of it matches
+# that letter in either case, and nothing else of it depends on case).
+# re.IGNORECASE lowercases every character it tries against every branch of
+# an alternation: ~4x slower on the image URL patterns (~0.3 ms a page).
+_CASE_FREE_PATTERN = re.compile(
+    r"(?:[a-z0-9|()?:^$*+.{},_/=&%#@!~ ]|(?<!\(\?)-|\\[.\-/?+*()|^$wdsb\[\]_]"
+    r"|\[-?(?:[a-z0-9_./]|\\[.\-/_])*-?\])*")
+_searchers: dict = {}
+
+
+def case_free_searcher(pattern: str):
+    """``text -> re.search(pattern, text, re.IGNORECASE)`` (a match or None),
+    by the lowercased text for an ASCII text when `pattern` is case-free (see
+    _CASE_FREE_PATTERN; the shipped image URL patterns are), else with the flag."""
+    f = _searchers.get(pattern)
+    if f is None:
+        ci = _compiled(pattern)
+        if _CASE_FREE_PATTERN.fullmatch(pattern):
+            cs = re.compile(pattern)
+
+            def f(text, ci=ci.search, cs=cs.search):
+                return cs(text.lower()) if text.isascii() else ci(text)
+        else:
+            f = ci.search
+        _searchers[pattern] = f
+    return f
+
+
 # ---------------------------------------------------------------- text
 #
 # Scripts written without spaces between words (Han, kana, Thai, Lao, Khmer,
@@ -678,9 +709,10 @@ def image_drop_reason(url: str, width: int | None, height: int | None,
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https"):
         return "bad_scheme"
-    if url_extension(url) in cfg.image_drop_extensions:
+    last = parts.path.lower().rsplit("/", 1)[-1]  # url_extension, without a second split
+    if (last.rsplit(".", 1)[-1] if "." in last else "") in cfg.image_drop_extensions:
         return "extension"
-    if cfg.image_pattern().search(parts.path + "?" + parts.query):
+    if case_free_searcher(cfg.image_url_patterns)(parts.path + "?" + parts.query):
         return "url_pattern"
     for side in (width, height):
         if side is not None and side < cfg.image_min_declared_side:

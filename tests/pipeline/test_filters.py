@@ -329,3 +329,35 @@ def test_language_id_scores_are_py3langids_to_the_bit():
         assert ours.dtype == theirs.dtype and ours.tobytes() == theirs.tobytes(), t[:40]
     assert langid()("The quick brown fox jumps over the lazy dog again and again.")[0] == "en"
     assert langid()("\n".join(dev_blocks()[0]["texts"]))[0] == "en"  # Sphinx docs page
+
+
+def test_case_free_searcher_finds_what_ignorecase_finds():
+    # the shipped image URL patterns, searched in the lowercased URL (ASCII)
+    # or with re.IGNORECASE: the same matches at the same places on every
+    # <img src> of the dev pages, upper- and swapped-case too, and on
+    # non-ASCII URLs where lowercasing is not case folding (the long s).
+    import re
+
+    from pipeline.extract import _PIXEL_URL
+    from pipeline.filters import case_free_searcher
+
+    urls = set()
+    for p in load_pages():
+        urls.update(m.decode("latin-1") for m in re.findall(rb'<img[^>]+src="([^"]{1,300})"', p.body))
+    assert len(urls) > 500
+    urls |= {u.upper() for u in urls} | {u.swapcase() for u in urls}
+    urls |= {"https://x/\u017fpacer.gif", "https://x/P\u0130XEL.png", "https://x/Logo.PNG?a=1"}
+    for pattern in (FilterConfig().image_url_patterns, _PIXEL_URL.pattern):
+        ci = re.compile(pattern, re.IGNORECASE)
+        f = case_free_searcher(pattern)
+        assert f is not ci.search  # the fast path is taken
+        hits = 0
+        for u in urls:
+            a, b = f(u), ci.search(u)
+            assert (a and a.span()) == (b and b.span()), (pattern[:20], u)
+            hits += b is not None
+        assert hits > 100
+    # a pattern with capitals, ranges or inline flags keeps the flag
+    assert case_free_searcher("Logo")("x/LOGO.png")
+    assert case_free_searcher("[a-z]+x")("ABX")
+    assert case_free_searcher("(?-i:logo)")("x/LOGO.png") is None
