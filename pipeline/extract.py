@@ -587,7 +587,9 @@ class _Emitter:
                 self.group = None
 
 
-_LEAD_HINT = re.compile(r"hero|lead|featured|feature-image|main-image|top-image|post-image|cover|article-image", re.I)
+_LEAD_HINT = re.compile(r"hero|lead|featured|feature-image|main-image|top-image|post-image|cover|"
+                        r"article-image", re.I)
+_lead_hint = case_free_searcher(_LEAD_HINT.pattern)  # _LEAD_HINT.search, faster
 
 
 def _lead_images(parts, body, em: _Emitter) -> None:
@@ -656,7 +658,7 @@ def _looks_lead(img, container) -> bool:
         if p.tag in ("figure", "picture"):
             return True
         hint = f"{p.get('class') or ''} {p.get('id') or ''}"
-        if _LEAD_HINT.search(hint):
+        if _lead_hint(hint):
             return True
         if p is container:
             return False

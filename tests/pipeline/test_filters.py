@@ -332,22 +332,23 @@ def test_language_id_scores_are_py3langids_to_the_bit():
 
 
 def test_case_free_searcher_finds_what_ignorecase_finds():
-    # the shipped image URL patterns, searched in the lowercased URL (ASCII)
-    # or with re.IGNORECASE: the same matches at the same places on every
-    # <img src> of the dev pages, upper- and swapped-case too, and on
+    # the shipped image URL / lead-image class patterns, searched in the
+    # lowercased text (ASCII) or with re.IGNORECASE: the same matches at the
+    # same places on every <img src> and class="" of the dev pages, upper- and swapped-case too, and on
     # non-ASCII URLs where lowercasing is not case folding (the long s).
     import re
 
-    from pipeline.extract import _PIXEL_URL
+    from pipeline.extract import _LEAD_HINT, _PIXEL_URL
     from pipeline.filters import case_free_searcher
 
     urls = set()
     for p in load_pages():
         urls.update(m.decode("latin-1") for m in re.findall(rb'<img[^>]+src="([^"]{1,300})"', p.body))
-    assert len(urls) > 500
+        urls.update(m.decode("latin-1") for m in re.findall(rb' class="([^"]{1,200})"', p.body))
+    assert len(urls) > 5000
     urls |= {u.upper() for u in urls} | {u.swapcase() for u in urls}
     urls |= {"https://x/\u017fpacer.gif", "https://x/P\u0130XEL.png", "https://x/Logo.PNG?a=1"}
-    for pattern in (FilterConfig().image_url_patterns, _PIXEL_URL.pattern):
+    for pattern in (FilterConfig().image_url_patterns, _PIXEL_URL.pattern, _LEAD_HINT.pattern):
         ci = re.compile(pattern, re.IGNORECASE)
         f = case_free_searcher(pattern)
         assert f is not ci.search  # the fast path is taken
