@@ -7,10 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 from pipeline.runners import DASK_RUNNER, resolve_runner_args
-from pipeline.sample import build_sample
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -33,19 +30,12 @@ def _cli(inp, out, *runner):
     return p.returncode, p.stdout.decode(), p.stderr.decode()
 
 
-@pytest.fixture(scope="module")
-def sample(tmp_path_factory):
-    path = tmp_path_factory.mktemp("dask") / "s.warc.gz"
-    build_sample(str(path), max_pages=20)
-    return path
-
-
-def test_dask_shards_byte_identical_to_direct_and_terminal_clean(sample, tmp_path):
-    rc, out_d, err_d = _cli(sample, tmp_path / "direct", "--direct_num_workers=2")
-    assert rc == 0, err_d[-3000:]
+def test_dask_shards_byte_identical_to_direct_and_terminal_clean(m3w_reference, tmp_path):
+    # the DirectRunner's run (2 workers) of the same job on the same sample (tests/pipeline/conftest.py)
+    sample, d = m3w_reference
     rc, out_k, err_k = _cli(sample, tmp_path / "dask", "--runner=DaskRunner")
     assert rc == 0, (out_k + err_k)[-3000:]
-    d, k = tmp_path / "direct", tmp_path / "dask"
+    k = tmp_path / "dask"
     tars = sorted(p.name for p in d.glob("*.tar"))
     assert len(tars) >= 3 and tars == sorted(p.name for p in k.glob("*.tar"))
     for name in tars:

@@ -26,6 +26,7 @@ from shards.writer import write_manifest
 
 from tests.data_paths import IMAGES, READABILITY
 from tests.helpers.http_server import LoopbackServer
+from tests.helpers.outputs import REFERENCE_ARGS
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -158,7 +159,7 @@ def test_fetch_refuses_loopback_without_the_flag(image_server, tmp_path):
 
 def _cli(out, sample, extra=(), **kw):
     cmd = [sys.executable, "-m", "pipeline.m3w", "--input", sample, "--output", str(out),
-           "--no-fetch", "--samples-per-shard", "2", "--quiet", "--direct_num_workers=2", *extra]
+           *REFERENCE_ARGS, *extra]
     env = dict(os.environ, PYTHONHASHSEED="0")
     return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, **kw)
@@ -169,19 +170,10 @@ def _snapshot(out):
             if p.suffix == ".tar" or p.name in ("manifest.json", "stats.json")}
 
 
-@pytest.fixture(scope="module")
-def small_warc(tmp_path_factory):
-    path = tmp_path_factory.mktemp("small") / "small.warc.gz"
-    build_sample(str(path), max_pages=25)
-    return str(path)
-
-
-def test_kill_and_rerun_gives_byte_identical_output(small_warc, tmp_path):
-    sample_warc = small_warc
-    clean = tmp_path / "clean"
-    proc = _cli(clean, sample_warc)
-    out, _ = proc.communicate(timeout=300)
-    assert proc.returncode == 0, out.decode()[-3000:]
+def test_kill_and_rerun_gives_byte_identical_output(m3w_reference, tmp_path):
+    # the clean run: the same CLI and flags (REFERENCE_ARGS) on the same sample (tests/pipeline/conftest.py)
+    sample, clean = m3w_reference
+    sample_warc = str(sample)
     expected = _snapshot(clean)
     assert len([n for n in expected if n.endswith(".tar")]) >= 3
 
