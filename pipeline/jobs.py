@@ -155,6 +155,9 @@ def drive(kind: str, namespace: str, output: str, files: list[str], options: dic
 
     from apache_beam.io.filesystems import FileSystems
 
+    from .forkworkers import limit_malloc_arenas
+
+    limit_malloc_arenas()   # bounded per-thread malloc arenas, here and in the workers
     run_id = make_run_id(files, options)
     if not FileSystems.exists(output):
         FileSystems.mkdirs(output)

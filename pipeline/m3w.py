@@ -73,8 +73,11 @@ class ExtractDocuments(CountingDoFn):
         self.fcfg, self.ecfg, self.progress_dir = fcfg, ecfg, progress_dir
 
     def setup(self):
+        from .forkworkers import preloaded
+
         super().setup()
-        self.langid = LangId().load()
+        # loaded once in the fork server and shared by its workers (build_m3w)
+        self.langid = preloaded(LANGID, load_langid)
 
     def process(self, rec):
         if rec.is_media:
@@ -109,6 +112,13 @@ class ExtractDocuments(CountingDoFn):
         for doc in out.values():
             self.counts.inc("candidate_documents")
             yield doc
+
+
+LANGID = "m3w.langid"
+
+
+def load_langid() -> LangId:
+    return LangId().load()
 
 
 def archived_ref(rec) -> tuple:
@@ -240,6 +250,9 @@ def build_m3w(p, inputs, out_dir, fcfg, ecfg, icfg, fetch_cfg, run_id, samples_p
               media_cache: str | None = None, keep: dropped.KeepDropped | None = None):
     """Add the M3W graph to pipeline ``p``; returns the PCollection of shard infos.
     ``keep`` (--keep-dropped): also write the victims to OUTPUT/dropped/."""
+    from .forkworkers import preload
+
+    preload(LANGID, load_langid)   # once in the fork server, not once per worker
     records = p | "ReadInputs" >> ReadInputs(inputs, NS, progress_dir)
     extracted = records | "ExtractDocuments" >> beam.ParDo(
         ExtractDocuments(fcfg, ecfg, progress_dir).keeping(keep)).with_outputs(

@@ -40,7 +40,8 @@ SCRIPT = textwrap.dedent("""
             Metrics.counter("t", "seen").inc()
             if x < 0:
                 os._exit(3)   # a worker that dies mid-bundle
-            yield x * 10, STATE["mark"], os.getpid()
+            model = forkworkers.preloaded("probe", lambda: {"loaded_in": os.getpid()})
+            yield x * 10, STATE["mark"], os.getpid(), model["loaded_in"]
 
     def run(values):
         opts = PipelineOptions([f"--runner={forkworkers.FORKING_DIRECT_RUNNER}",
@@ -58,11 +59,14 @@ SCRIPT = textwrap.dedent("""
                 if c.key.metric.name == "seen"]
         return {"values": sorted(r[0] for r in rows), "marks": sorted({r[1] for r in rows}),
                 "pids": len({r[2] for r in rows}), "driver": os.getpid() in {r[2] for r in rows},
-                "seen": seen}
+                "seen": seen, "loaded_in": sorted({r[3] for r in rows}),
+                "worker_pids": sorted({r[2] for r in rows})}
 
     STATE["mark"] = "set in the driver"
+    forkworkers.preload("probe", lambda: {"loaded_in": os.getpid()})
     out = {"first": run(list(range(40)))}
     server = forkworkers._SERVER.pid
+    out["server"] = server
     try:
         run([1, 2, -1, 3])
         out["dead"] = "no error"
@@ -79,9 +83,14 @@ def test_forked_workers_exact_output_counters_and_a_dead_worker(tmp_path):
                        capture_output=True, text=True, timeout=240)
     assert r.returncode == 0, r.stderr[-3000:]
     out = json.loads(r.stdout.strip().splitlines()[-1])
-    assert out["first"] == {"values": [10 * i for i in range(40)],
-                            "marks": ["set in the driver"], "pids": 2, "driver": False,
-                            "seen": [40]}
+    first = out["first"]
+    # the preloaded object was loaded once, in the fork server, before it forked
+    # the workers: both workers got that copy, none loaded its own
+    assert first.pop("loaded_in") == [out["server"]]
+    assert out["server"] not in first.pop("worker_pids")
+    assert first == {"values": [10 * i for i in range(40)],
+                     "marks": ["set in the driver"], "pids": 2, "driver": False,
+                     "seen": [40]}
     assert out["dead"] == "RuntimeError"      # Beam's: "Channel closed prematurely"
     assert out["after"]["values"] == [50, 60] and out["after"]["marks"] == ["set in the driver"]
     assert out["after"]["seen"] == [2] and out["same_server"] is True
@@ -198,3 +207,60 @@ def test_the_runner_says_when_forking_is_done(monkeypatch):
     assert_that(p | beam.Create([1, 2]) | beam.Map(lambda x: x * 3), equal_to([3, 6]))
     p.run().wait_until_finish()
     assert event.is_set()
+
+
+ARENAS = textwrap.dedent("""
+    import ctypes, json, os, re, sys, tempfile, threading
+    sys.path.insert(0, sys.argv[1])
+    from pipeline.forkworkers import limit_malloc_arenas
+
+    libc = ctypes.CDLL("libc.so.6")
+    libc.fopen.restype = ctypes.c_void_p
+
+    def heaps_after_threads():
+        # 8 threads allocating at once (above pymalloc's sizes: glibc's malloc),
+        # then glibc's own count of its arenas
+        keep, bar = [], threading.Barrier(8)
+        def work():
+            bar.wait()
+            for _ in range(200):
+                keep.append(bytearray(50_000))
+        ts = [threading.Thread(target=work) for _ in range(8)]
+        [t.start() for t in ts]
+        [t.join() for t in ts]
+        fd, path = tempfile.mkstemp()
+        os.close(fd)
+        f = libc.fopen(path.encode(), b"w")
+        libc.malloc_info(0, ctypes.c_void_p(f))
+        libc.fclose(ctypes.c_void_p(f))
+        n = len(re.findall(r'<heap nr="[0-9]+">', open(path).read()))
+        os.unlink(path)
+        return n
+
+    cap = limit_malloc_arenas() if sys.argv[2] == "cap" else None
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:   # a forked worker inherits the cap
+        os.write(w, str(heaps_after_threads()).encode())
+        os._exit(0)
+    os.waitpid(pid, 0)
+    print(json.dumps({"cap": cap, "env": os.environ.get("MALLOC_ARENA_MAX"),
+                      "forked": int(os.read(r, 32))}))
+""")
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc_info")
+def test_malloc_arenas_are_capped_in_the_driver_and_its_forked_workers():
+    env = {k: v for k, v in os.environ.items() if k != "MALLOC_ARENA_MAX"}
+
+    def run(mode):
+        out = subprocess.run([sys.executable, "-c", ARENAS, str(ROOT), mode], env=env,
+                             capture_output=True, text=True, timeout=60, check=True).stdout
+        return json.loads(out.strip().splitlines()[-1])
+
+    free = run("free")
+    assert free["cap"] is None and free["env"] is None
+    assert free["forked"] > 2   # glibc's default: an arena per contending thread
+    capped = run("cap")
+    # the cap holds in a process forked after it, and exec'd children get it too
+    assert capped == {"cap": 2, "env": "2", "forked": 2}
