@@ -3,6 +3,7 @@ datatrove's FineWeb-style pipeline on the same WARCs (issue #15).
 
     .venv/bin/python bench/bench_scale.py [--pages 5000] [--warcs 4] [--workers 2]
         [--runner DirectRunner|DaskRunner] [--profile] [--no-datatrove] [--no-pairs]
+        [--no-stages] [--memory 1000,3000,6000 [--memory-warcs 1]]
     make bench-scale BENCH_SCALE_ARGS='--pages 20000'
 
 Input (built once per size under build/bench-scale/, deterministic): every
@@ -145,6 +146,7 @@ class TreeMonitor:
         self.peak_rss = 0
         self.peak_pss = 0   # proportional: pages shared by forked workers counted once
         self.peak_procs = 0
+        self.peak_by_pid: dict[int, int] = {}   # each process's own peak RSS
         self._stop = threading.Event()
         self._t = threading.Thread(target=self._loop, daemon=True)
         self._t.start()
@@ -165,6 +167,7 @@ class TreeMonitor:
                     m = p.memory_full_info()
                     rss += m.rss
                     pss += getattr(m, "pss", m.rss)
+                    self.peak_by_pid[p.pid] = max(self.peak_by_pid.get(p.pid, 0), m.rss)
                 except psutil.Error:
                     pass
             self.peak_rss = max(self.peak_rss, rss)
@@ -193,8 +196,11 @@ def run_measured(cmd: list[str], env=None, cwd=ROOT, log=None) -> dict:
     # rusage counts every descendant that was waited for (all of them, for a job
     # that ends cleanly); the samples cover any that were not, less their last 0.2 s
     cpu = max(sampled, waited)
+    others = [v for pid, v in mon.peak_by_pid.items() if pid != proc.pid]
     return {"rc": rc, "wall": wall, "cpu": cpu, "cores": cpu / wall if wall else 0.0,
-            "peak_rss": mon.peak_rss, "peak_pss": mon.peak_pss, "procs": mon.peak_procs}
+            "peak_rss": mon.peak_rss, "peak_pss": mon.peak_pss, "procs": mon.peak_procs,
+            "driver_rss": mon.peak_by_pid.get(proc.pid, 0),
+            "largest_other_rss": max(others, default=0)}
 
 
 # ---------------------------------------------------------------- the M3W job
@@ -406,26 +412,31 @@ def _row(name, r, pages, note=""):
 
 
 def memory_table(sizes: list[int], args, work: Path) -> None:
-    """Peak memory of the job by input size: each size as 1 WARC and as 4."""
-    print(f"\npeak memory by input ({args.runner}, {args.workers} workers; process tree summed):")
+    """Peak memory of the job by input size: each size as each of
+    ``--memory-warcs`` WARC counts (default 1 and 4)."""
+    counts = [int(x) for x in args.memory_warcs.split(",") if x.strip()]
+    print(f"\npeak memory by input ({args.runner}, {args.workers} workers; RSS and PSS summed "
+          "over the process tree; driver and largest other process: their own peak RSS):")
     print(f"  {'pages':>7} {'WARCs':>5} {'input MB':>9} {'wall s':>7} {'CPU s':>7} "
-          f"{'RSS MB':>7} {'PSS MB':>7} {'procs':>5}")
+          f"{'RSS MB':>7} {'PSS MB':>7} {'driver':>7} {'largest':>7} {'procs':>5}")
     cpu: dict[int, list[float]] = {}
     for n in sizes:
-        for w in (1, 4):
+        for w in counts:
             files, info = build_input(n, w)
             (work / f"mem-{n}-{w}").mkdir()
             r = run_m3w(files, args.workers, args.runner, work / f"mem-{n}-{w}")
             cpu.setdefault(n, []).append(r["cpu"])
             print(f"  {n:7,} {w:5} {info['bytes'] / 1e6:9.0f} {r['wall']:7.1f} {r['cpu']:7.1f} "
-                  f"{r['peak_rss'] / 2**20:7.0f} {r['peak_pss'] / 2**20:7.0f} {r['procs']:5}",
+                  f"{r['peak_rss'] / 2**20:7.0f} {r['peak_pss'] / 2**20:7.0f} "
+                  f"{r['driver_rss'] / 2**20:7.0f} {r['largest_other_rss'] / 2**20:7.0f} "
+                  f"{r['procs']:5}",
                   flush=True)
     ns = sorted(cpu)
     for a, b in zip(ns, ns[1:]):
         # every size holds the same archived images: the difference is pages only
         per = (sum(cpu[b]) / len(cpu[b]) - sum(cpu[a]) / len(cpu[a])) / (b - a)
-        print(f"  job CPU per extra page, {a:,} -> {b:,} pages (mean of the 1- and 4-WARC "
-              f"runs): {1000 * per:.2f} ms")
+        print(f"  job CPU per extra page, {a:,} -> {b:,} pages (mean over the WARC counts): "
+              f"{1000 * per:.2f} ms")
 
 
 def main(argv=None) -> int:
@@ -442,6 +453,8 @@ def main(argv=None) -> int:
     ap.add_argument("--memory", default="", metavar="PAGES,PAGES",
                     help="also run the job alone on 1 and on 4 WARCs of each of these sizes "
                          "(pages) and print peak memory per input size, e.g. --memory 1000,4000")
+    ap.add_argument("--memory-warcs", default="1,4", metavar="N,N",
+                    help="WARC counts each --memory size is built as (default 1,4)")
     args = ap.parse_args(argv)
 
     files, info = build_input(args.pages, args.warcs)

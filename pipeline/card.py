@@ -169,29 +169,15 @@ def _quantiles(hist: dict) -> dict:
 
 
 def _plot(metric: str, hist: dict, top: int = 15) -> bytes:
-    import matplotlib
+    from .report import chart_png
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 3.2))
+    title = LABELS.get(metric, metric)
+    box = (0, 0, 600, 320)
     if metric in BINS:
         pts = sorted((float(k), n) for k, n in hist.items())
-        ax.bar([v for v, _ in pts], [n for _, n in pts], width=BINS[metric] * 0.9,
-               align="edge", color="#3b7dd8")
-        ax.set_xlabel(LABELS.get(metric, metric))
-        ax.set_ylabel("count")
-    else:
-        items = Counter(hist).most_common(top)[::-1]
-        ax.barh([k for k, _ in items], [n for _, n in items], color="#3b7dd8")
-        ax.set_xlabel("count")
-        ax.tick_params(axis="y", labelsize=8)
-    ax.set_title(LABELS.get(metric, metric))
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=90)
-    plt.close(fig)
-    return buf.getvalue()
+        return chart_png(box[2:], [(box, title, pts, "#3b7dd8", (BINS[metric], title))], dpi=90)
+    items = Counter(hist).most_common(top)
+    return chart_png(box[2:], [(box, title, items, "#3b7dd8")], dpi=90)
 
 
 def _size_category(n: int) -> str:

@@ -116,16 +116,8 @@ def run_quietly(p, progress_dir, log_file, label, fields, quiet=False):
 
 
 
-def _import_plotting() -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot  # noqa: F401
-
-
 def warm_up_after_fork(fn) -> None:
-    """Run ``fn`` (imports the driver needs after the run: matplotlib for
-    funnel.png and the card's plots, ~1.5 s) on a daemon thread while the
+    """Run ``fn`` (imports the driver needs after the run) on a daemon thread while the
     pipeline runs, once no worker will be forked from this process (a fork
     during an import would copy its lock held); off the end of the command."""
     import threading
@@ -168,7 +160,6 @@ def drive(kind: str, namespace: str, output: str, files: list[str], options: dic
         p = beam.Pipeline(options=beam_options(beam_args))
         build(p, run_id, progress_dir)
         digest_inputs(p, files, output)
-        warm_up_after_fork(_import_plotting)
         result = run_quietly(p, progress_dir, log_file, kind, progress_fields, quiet)
     except Exception as e:
         print(f"error: the {kind} job failed: {type(e).__name__}: {e}\n(details in {log_file})",

@@ -64,40 +64,113 @@ def drops_by_stage(counters: dict) -> dict:
 
 
 def funnel_png(kind: str, counters: dict, drops: dict) -> bytes:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     steps = [(label, counters.get(name, 0)) for name, label in FUNNEL.get(kind, [])]
     top = []
     for stage, reasons in drops.items():
         for reason, n in reasons.items():
             top.append((f"{stage}: {reason}", n))
     top.sort(key=lambda kv: -kv[1])
-    top = top[:12]
-    fig, axes = plt.subplots(1, 2, figsize=(13, 4.8), gridspec_kw={"width_ratios": [1, 1.2]})
-    ax = axes[0]
-    labels = [s[0] for s in steps][::-1]
-    vals = [s[1] for s in steps][::-1]
-    bars = ax.barh(labels, vals, color="#3b7dd8")
-    for b, v in zip(bars, vals):
-        ax.text(b.get_width(), b.get_y() + b.get_height() / 2, f" {v:,}", va="center", fontsize=9)
-    ax.set_title(f"{kind}: funnel")
-    ax.margins(x=0.25)
-    ax = axes[1]
-    if top:
-        labels = [t[0] for t in top][::-1]
-        vals = [t[1] for t in top][::-1]
-        bars = ax.barh(labels, vals, color="#d8643b")
-        for b, v in zip(bars, vals):
-            ax.text(b.get_width(), b.get_y() + b.get_height() / 2, f" {v:,}", va="center", fontsize=9)
-        ax.margins(x=0.25)
-    ax.set_title("top drop reasons")
-    fig.tight_layout()
+    return chart_png((1300, 480), [
+        ((0, 0, 560, 480), f"{kind}: funnel", steps, "#3b7dd8"),
+        ((560, 0, 1300, 480), "top drop reasons", top[:12], "#d8643b")])
+
+
+# ---------------------------------------------------------------- charts
+# Bar charts drawn with Pillow (the jobs already load it for images): a few
+# tens of ms each, where matplotlib took ~1 s to import and ~0.3 s a chart,
+# i.e. ~3 s of a job's fixed CPU (funnel.png and the card's six plots).
+
+
+def _font(size: int):
+    from PIL import ImageFont
+
+    return ImageFont.load_default(size)
+
+
+def _fmt(v) -> str:
+    if isinstance(v, float) and not v.is_integer():
+        return f"{v:,.2f}".rstrip("0").rstrip(".")
+    return f"{int(v):,}"
+
+
+def _hbars(draw, box, items, colour, font) -> None:
+    """Horizontal bars, the first item on top; labels left, values at the bar ends."""
+    x0, y0, x1, y1 = box
+    if not items:
+        draw.text(((x0 + x1) / 2, (y0 + y1) / 2), "(none)", font=font, fill="#666", anchor="mm")
+        return
+    width = x1 - x0
+    label_w = min(max(draw.textlength(str(k), font=font) for k, _ in items), 0.45 * width)
+    value_w = max(draw.textlength(_fmt(v), font=font) for _, v in items) + 8
+    left, right = x0 + label_w + 8, x1 - value_w
+    top = max(v for _, v in items) or 1
+    row = (y1 - y0) / len(items)
+    for i, (label, v) in enumerate(items):
+        yc = y0 + (i + 0.5) * row
+        label = str(label)
+        while label and draw.textlength(label, font=font) > label_w:
+            label = label[:-2] + "…" if len(label) > 2 else ""
+        draw.text((left - 6, yc), label, font=font, fill="#222", anchor="rm")
+        end = left + (right - left) * v / top
+        h = max(1.0, min(row * 0.7, 26))
+        if v:
+            draw.rectangle([left, yc - h / 2, max(left + 1, end), yc + h / 2], fill=colour)
+        draw.text((end + 4, yc), _fmt(v), font=font, fill="#222", anchor="lm")
+    draw.line([left, y0, left, y1], fill="#444")
+
+
+def _columns(draw, box, pts, bin_width, colour, font, xlabel) -> None:
+    """A histogram: (bin start, count) as columns over a numeric axis."""
+    x0, y0, x1, y1 = box
+    if not pts:
+        draw.text(((x0 + x1) / 2, (y0 + y1) / 2), "(none)", font=font, fill="#666", anchor="mm")
+        return
+    top = max(n for _, n in pts) or 1
+    lo, hi = pts[0][0], pts[-1][0] + bin_width
+    label_w = draw.textlength(_fmt(top), font=font) + 8
+    left, bottom, plot_top = x0 + label_w, y1 - 34, y0 + 4
+    span = (hi - lo) or 1
+
+    def x_of(v):
+        return left + (x1 - 6 - left) * (v - lo) / span
+
+    for v, n in pts:
+        a, b = x_of(v), x_of(v + bin_width * 0.9)
+        draw.rectangle([a, bottom - (bottom - plot_top) * n / top, max(a + 1, b), bottom],
+                       fill=colour)
+    draw.line([left, bottom, x1 - 6, bottom], fill="#444")
+    draw.line([left, plot_top, left, bottom], fill="#444")
+    draw.text((left - 4, plot_top), _fmt(top), font=font, fill="#222", anchor="rt")
+    draw.text((left - 4, bottom), "0", font=font, fill="#222", anchor="rb")
+    for i in range(5):
+        v = lo + span * i / 4
+        draw.line([x_of(v), bottom, x_of(v), bottom + 3], fill="#444")
+        draw.text((x_of(v), bottom + 4), _fmt(round(v, 2)), font=font, fill="#222",
+                  anchor="ma" if 0 < i < 4 else ("la" if i == 0 else "ra"))
+    draw.text(((left + x1) / 2, y1 - 2), f"{xlabel} (count per bin)", font=font, fill="#222",
+              anchor="md")
+
+
+def chart_png(size: tuple[int, int], panels: list, dpi: int = 100) -> bytes:
+    """A PNG of bar-chart panels, each ``(box, title, items, colour)`` with
+    ``items`` a list of (label, value) drawn as horizontal bars, or
+    ``(box, title, items, colour, (bin width, x label))`` for a histogram of
+    (bin start, count).  The same input gives the same bytes."""
+    from PIL import Image, ImageDraw
+
+    img = Image.new("RGB", size, "white")
+    draw = ImageDraw.Draw(img)
+    font, title_font = _font(12), _font(15)
+    for box, title, items, colour, *hist in panels:
+        x0, y0, x1, y1 = box
+        draw.text(((x0 + x1) / 2, y0 + 10), title, font=title_font, fill="#111", anchor="mt")
+        inner = (x0 + 14, y0 + 36, x1 - 14, y1 - 12)
+        if hist:
+            _columns(draw, inner, items, hist[0][0], colour, font, hist[0][1])
+        else:
+            _hbars(draw, inner, items, colour, font)
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100)
-    plt.close(fig)
+    img.save(buf, format="PNG", dpi=(dpi, dpi))
     return buf.getvalue()
 
 

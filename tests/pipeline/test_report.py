@@ -21,3 +21,40 @@ def test_every_drop_counter_lands_under_its_stage():
         "read": {"not_html": 4},
     }
 
+
+
+def _bar_lengths(png: bytes, colour: tuple, x_range: tuple) -> list[int]:
+    """Rows of ``colour`` pixels in the image's columns ``x_range``: the length
+    of each horizontal bar drawn there, top to bottom."""
+    import io
+
+    from PIL import Image
+
+    img = Image.open(io.BytesIO(png)).convert("RGB")
+    w, h = img.size
+    px = img.load()
+    lengths, prev = [], 0
+    for y in range(h):
+        n = sum(px[x, y] == colour for x in range(*x_range))
+        if n and not prev:
+            lengths.append(n)
+        elif n:
+            lengths[-1] = max(lengths[-1], n)
+        prev = n
+    return lengths
+
+
+def test_the_funnel_picture_draws_each_count_to_scale_and_the_same_bytes_each_time():
+    from pipeline.report import funnel_png
+
+    counters = {"records_read": 400, "pages": 300, "candidate_documents": 200, "documents": 100,
+                "images_requested": 0, "images_ok": 0, "images_kept": 0}
+    drops = {"page": {"noai": 50}, "document": {"near_duplicate": 25}}
+    png = funnel_png("m3w", counters, drops)
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and png == funnel_png("m3w", counters, drops)
+    funnel = _bar_lengths(png, (0x3b, 0x7d, 0xd8), (0, 560))     # left panel, blue
+    reasons = _bar_lengths(png, (0xd8, 0x64, 0x3b), (560, 1300))  # right panel, orange
+    # 4 bars (the zero counts draw none), each length proportional to its count
+    assert len(funnel) == 4 and len(reasons) == 2
+    assert [round(4 * n / funnel[0], 1) for n in funnel] == [4.0, 3.0, 2.0, 1.0]
+    assert round(reasons[1] / reasons[0], 2) == 0.5
