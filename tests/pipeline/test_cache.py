@@ -73,7 +73,7 @@ def test_killed_mid_fetch_rerun_fetches_nothing_twice_and_pairs_reuse_it(tmp_pat
 
     with LoopbackServer(root=IMAGES) as srv:
         for name in PHOTOS:   # one at a time (rps 0 = no pause), each slow enough to kill between
-            srv.route("/" + name, file=name, delay_s=1.0)
+            srv.route("/" + name, file=name, delay_s=0.5)
         jl = _pages(tmp_path, srv)
         extra = ["--allow-private-addresses", "--fetch-retries", "0", "--fetch-per-host-rps", "0",
                  "--fetch-host-concurrency", "1", "--dedup-near-dup-threshold", "0"]

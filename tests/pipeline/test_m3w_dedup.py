@@ -28,7 +28,7 @@ PLANTED = {"391895": "chelsea.png", "522418": "coffee.png", "184613": "grace_hop
 def corpus(tmp_path_factory):
     root = tmp_path_factory.mktemp("dedup_e2e")
     warc = root / "sample.warc.gz"
-    build_sample(str(warc), max_pages=40)
+    build_sample(str(warc), max_pages=20)
     media = root / "coco"
     media.mkdir()
     for image_id, name in PLANTED.items():
