@@ -35,7 +35,8 @@ a worker runs its bundles on a pool of threads (and gRPC its own), so its
 resident memory climbed with the number of bundles it had run (1 WARC of
 6,000 pages: workers at 781-857 MB RSS).  :func:`limit_malloc_arenas` (every
 job's driver calls it first, and its workers inherit it) caps them at
-``MALLOC_ARENA_MAX`` (default 2).
+``MALLOC_ARENA_MAX`` (default 2); :func:`release_free_memory` (the reader
+calls it after each split) hands the heap's free pages back.
 
 Lifetimes: the fork server exits when the driver closes its pipe (at the
 driver's exit, or its death: EOF); a worker ends when the runner closes its
@@ -376,6 +377,27 @@ def limit_malloc_arenas(default: int = MALLOC_ARENAS) -> int | None:
         return None
     os.environ["MALLOC_ARENA_MAX"] = str(n)   # processes exec'd later read it at start
     return n
+
+
+_TRIM = []
+
+
+def release_free_memory() -> bool:
+    """Hand the heap's free pages back to the system (glibc's malloc_trim):
+    what a split's pages freed stops counting as resident. False where there
+    is no glibc."""
+    if not _TRIM:
+        import ctypes
+        import ctypes.util
+
+        try:
+            _TRIM.append(ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim)
+        except (OSError, AttributeError):
+            _TRIM.append(None)
+    if _TRIM[0] is None:
+        return False
+    _TRIM[0](0)
+    return True
 
 
 _SERVER: ForkServer | None = None

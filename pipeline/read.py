@@ -727,6 +727,9 @@ class _ReadFile(CountingDoFn):
         except Exception as e:  # one unreadable file never stops the job
             self.counts.inc("read_drop_unreadable_file")
             log.warning("%s: stopped reading after %d records (%s: %s)", path, n, type(e).__name__, e)
+        from .forkworkers import release_free_memory
+
+        release_free_memory()   # the split's pages are processed (fused): their memory is free
 
 
 class ReadInputs(beam.PTransform):

@@ -319,3 +319,19 @@ def test_undecodable_bodies_are_counted_by_their_own_reason(tmp_path, reference)
     t = Tally()
     assert [r.body for r in iter_records(str(path), t)] == [page]
     assert t.c == {"read_content_encoding_not_applied": 1}
+
+
+def test_each_split_read_hands_its_freed_memory_back(tmp_path, monkeypatch):
+    # ReadRecords calls release_free_memory (glibc's malloc_trim) once per split,
+    # after the split's records went through the fused stages: a worker's heap
+    # does not keep the high-water mark of every split it read
+    from pipeline import forkworkers
+
+    calls = []
+    monkeypatch.setattr(forkworkers, "release_free_memory", lambda: calls.append(1) or True)
+    path = _mixed_damaged(tmp_path)
+    splits = plan_splits(path, 20_000)
+    with TestPipeline() as p:
+        n = (p | ReadInputs([path], split_bytes=20_000) | beam.combiners.Count.Globally())
+        assert_that(n, equal_to([len(list(iter_records(path)))]))
+    assert len(splits) >= 2 and len(calls) == len(splits)
