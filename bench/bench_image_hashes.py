@@ -4,7 +4,12 @@ hash through dedup.fingerprints.image_hashes, one grey conversion and border
 trim for both), beside the naive form (phash64 and verify_hash each doing
 their own), and the whole image stage (pipeline.images.process_image) for scale.
 
-    .venv/bin/python bench/bench_image_hashes.py [--photos 100] [--repeat 5]
+    .venv/bin/python bench/bench_image_hashes.py [--photos 100] [--repeat 5] [--stage-only]
+
+--stage-only: just the image stage (process_image) with and without the
+verify hash on the bench photos: what the jobs' image stages saved when they
+stopped computing it (2026-12-04; the eval dedup step now computes it from
+the stored JPEG only for an image with a crop-view candidate).
 
 Photos: the first N of bench/data/dedup_photos (web-sized, 160-320 px: stored
 as they are) and every photo of tests/data/images the stage keeps (most are
@@ -65,8 +70,20 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--photos", type=int, default=100, help="bench photos to use (default 100)")
     ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--stage-only", action="store_true",
+                    help="only process_image with / without the verify hash, bench photos")
     args = ap.parse_args(argv)
     cfg = ImageConfig()
+    if args.stage_only:
+        data = [p.read_bytes() for p in sorted(BENCH_PHOTOS.glob("*.jpg"))[: args.photos]]
+        data = [d for d in data if process_image(d, cfg).ok]
+        t = best_per_image({"with": lambda d: process_image(d, cfg, verify_hash=True),
+                            "without": lambda d: process_image(d, cfg, verify_hash=False)},
+                           data, args.repeat)
+        print(f"process_image on {len(data)} bench photos, CPU per image, best of {args.repeat}: "
+              f"with the verify hash {t['with'] * 1e3:.2f} ms, without {t['without'] * 1e3:.2f} ms "
+              f"({1 - t['without'] / t['with']:.0%} less)")
+        return 0
     sets = {
         "bench photos": sorted(BENCH_PHOTOS.glob("*.jpg"))[: args.photos],
         "tests/data/images": sorted(p for p in TEST_IMAGES.iterdir() if p.suffix in (".jpg", ".png")),

@@ -275,7 +275,7 @@ def assemble_sample(doc: dict, images: dict[int, dict], fcfg: FilterConfig,
     """Candidate + processed images (index → result dict) → webdataset sample.
 
     A result dict is ``{"ok": True, "jpeg", "width", "height", "original_width",
-    "original_height", "sha256", "phash", "verify_hash", "via"}`` or ``{"ok": False,
+    "original_height", "sha256", "phash", "via"}`` or ``{"ok": False,
     "reason"}``.
     Failed images lose their ``<image>`` tag; a document left with fewer than
     ``doc_min_images`` images is dropped.  ``dedup_drop`` names image indices
@@ -322,7 +322,6 @@ def assemble_sample(doc: dict, images: dict[int, dict], fcfg: FilterConfig,
         chunks.append(None)
         meta = {"url": node["url"], "alt": node["alt"], "title": node["title"],
                 "caption": node["caption"], "sha256": res["sha256"], "phash": res["phash"],
-                "verify_hash": res.get("verify_hash"),
                 "width": res["width"], "height": res["height"],
                 "original_width": res["original_width"],
                 "original_height": res["original_height"], "via": res["via"]}
@@ -359,17 +358,28 @@ def image_result(processed, via: str, stand_in: bool = False) -> dict:
     res = {"ok": True, "jpeg": processed.jpeg, "width": processed.width,
            "height": processed.height, "original_width": processed.original_width,
            "original_height": processed.original_height, "sha256": processed.sha256,
-           "phash": processed.phash, "verify_hash": processed.verify_hash, "via": via}
+           "phash": processed.phash, "via": via}
     if stand_in:
         res[STAND_IN] = True
     return res
 
 
-def eval_matches(doc: dict, images: dict[int, dict], index) -> tuple[dict, list]:
+def eval_matches(doc: dict, images: dict[int, dict], index,
+                 on_verify_hash=None) -> tuple[dict, list]:
     """Matches of a document against the eval index: ({image index: [Match]},
-    [(text, Match)]).  Images are matched by the stored phash (crop-view
-    candidates confirmed by the stored verify hash) and by URL."""
-    from dedup.apply import image_matches
+    [(text, Match)]).  Images are matched by the stored phash and by URL; a
+    crop-view candidate stands only if confirmed by the verify hash, computed
+    from the stored JPEG only for an image that has such a candidate
+    (``dedup.apply.stored_verify_hash``; ``on_verify_hash(image index)`` is
+    called each time: the job's counter)."""
+    from dedup.apply import image_matches, stored_verify_hash
+
+    def lazy(i, jpeg):
+        def compute():
+            if on_verify_hash is not None:
+                on_verify_hash(i)
+            return stored_verify_hash(jpeg)()
+        return compute
 
     by_image: dict[int, list] = {}
     # n-grams over all text nodes in order (a gram may span two paragraphs)
@@ -380,7 +390,7 @@ def eval_matches(doc: dict, images: dict[int, dict], index) -> tuple[dict, list]
             continue
         res = images.get(node["image"])
         if res and res["ok"]:
-            ms = image_matches(index, res["phash"], node["url"], verify_hash=res.get("verify_hash"))
+            ms = image_matches(index, res["phash"], node["url"], verify_hash=lazy(node["image"], res["jpeg"]))
             if ms:
                 by_image[node["image"]] = ms
     return by_image, texts

@@ -196,7 +196,8 @@ class AssembleSamples(CountingDoFn):
         images = dict(grouped["images"])
         drop, tags = set(), {}
         if index is not None:
-            by_image, text_hits = eval_matches(doc, images, index)
+            by_image, text_hits = eval_matches(
+                doc, images, index, lambda i: self.counts.inc("images_eval_verify_hashed"))
             for i, ms in sorted(by_image.items()):
                 thumb = self._thumbnail(key, i, images[i]["jpeg"])
                 url = next(n["url"] for n in doc["nodes"] if n.get("image") == i)

@@ -59,11 +59,9 @@ class ResolveMedia(CountingDoFn):
 
 class ProcessImages(CountingDoFn):
     """Bytes → resized JPEG + hashes, fanned out to every (doc, index) using it.
-    ``verify_hash = False`` (a subclass's): the results carry no verify hash
-    (the pairs job computes it from the stored JPEG only where a dedup
-    candidate needs it)."""
-
-    verify_hash = True
+    No verify hash here (neither job stores one since 2026-12-04): the eval
+    dedup step computes it from the stored JPEG only for an image whose phash
+    meets a crop view of an eval image (``dedup.apply.stored_verify_hash``)."""
 
     def __init__(self, icfg: ImageConfig, progress_dir=None):
         self.icfg, self.progress_dir = icfg, progress_dir
@@ -74,7 +72,7 @@ class ProcessImages(CountingDoFn):
             res = failed
         else:
             data, via, stand_in = payload_parts(payload)
-            processed = process_image(data, self.icfg, source=url, verify_hash=self.verify_hash)
+            processed = process_image(data, self.icfg, source=url, verify_hash=False)
             if processed.animated:
                 self.counts.inc("images_animated_first_frame")
             res = image_result(processed, via, stand_in)

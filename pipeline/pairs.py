@@ -278,12 +278,11 @@ class _ProcessImages(media.ProcessImages):
     span travels on, through the joins and groupings, to the shard writer: the
     job's memory does not grow with the number of images (on the DirectRunner
     every grouping holds its whole input), and the bytes are not pickled across
-    three stage boundaries.  No verify hash here: ``EvalDedup`` computes it
+    three stage boundaries.  No verify hash (media.ProcessImages): ``EvalDedup`` computes it
     from the stored JPEG for the few images whose dedup candidates need it
     (the same bits; ~1.4 ms of CPU per image saved, bench/bench_image_hashes.py)."""
 
     namespace = NS
-    verify_hash = False
 
     def __init__(self, icfg: ImageConfig, progress_dir=None, spill_root: str | None = None):
         super().__init__(icfg, progress_dir)

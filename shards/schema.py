@@ -119,6 +119,10 @@ def shard_index_for_key(key: str, num_shards: int) -> int:
 
 
 M3W_IMAGE_FIELDS = ("key", "url", "alt", "sha256", "phash", "width", "height")
+# Not required: ``verify_hash`` (the 256-bit phash of the stored JPEG,
+# dedup.fingerprints.verify_hash), on m3w image entries and pairs json of
+# shards written on 2026-12-04 before the jobs stopped storing it (they now
+# compute it from the stored JPEG only at the eval dedup step, where needed).
 # Optional, on an m3w image entry, a pairs json or a videos json: ``true`` when
 # the stored picture is NOT what its URL served but a stand-in (the bundled demo
 # archives real photos under the URLs of images its saved pages never kept).

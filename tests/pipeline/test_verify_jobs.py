@@ -1,6 +1,6 @@
-"""The crop-view verification inside the jobs: m3w's image stage stores each
-image's verify hash beside its phash, the pairs job computes it from the
-stored JPEG where a candidate needs it, and both hand it to dedup.apply, so a photo that meets an eval image only through a crop view
+"""The crop-view verification inside the jobs: neither image stage computes
+the verify hash; the m3w and pairs jobs compute it from the stored JPEG where
+a candidate needs it and hand it to dedup.apply, so a photo that meets an eval image only through a crop view
 and whose finer layout differs (another hammer on white, bench photo set)
 stays in the corpus, while a genuine crop copy of the eval image is still
 dropped.  Real photos, the real jobs (build_m3w on a WARC, build_pairs on an
@@ -129,14 +129,42 @@ def test_m3w_keeps_the_crop_view_impostor_and_drops_the_genuine_crop(m3w_warc, i
     kept, doc, counters = _run_m3w(warc, what, tmp_path / "verified", indexes["verified"])
     assert kept == {"impostor", "other"}
     assert counters["drop_image_eval_duplicate"] == 1
-    for im in doc["json"]["images"]:     # the stored signatures are the stored JPEG's
+    # the verify hash is computed from the stored JPEG only for the two images
+    # with a crop-view candidate (the impostor, the genuine crop), not stored
+    assert counters["images_eval_verify_hashed"] == 2
+    for im in doc["json"]["images"]:     # the stored signature is the stored JPEG's
         jpeg = Image.open(io.BytesIO(doc[f"{im['key']}.jpg"]))
-        assert (im["phash"], im["verify_hash"]) == (fp.phash64(jpeg), fp.verify_hash(jpeg))
+        assert im["phash"] == fp.phash64(jpeg) and "verify_hash" not in im
     matches = [json.loads(line) for line in (tmp_path / "verified" / "dedup_matches.jsonl").open()]
     assert [(what[m["train_url"]], m["detail"]) for m in matches] == [("genuine", "crop0.9@0.25,0.75")]
     # without the verification the impostor goes too (what the job did before)
     kept, _, counters = _run_m3w(warc, what, tmp_path / "unverified", indexes["unverified"])
     assert kept == {"other"} and counters["drop_image_eval_duplicate"] == 2
+    assert "images_eval_verify_hashed" not in counters    # nothing to verify: never hashed
+
+
+def test_m3w_computes_the_verify_hash_only_for_images_that_need_it(indexes):
+    """The m3w job's eval step (documents.eval_matches, what AssembleSamples
+    runs) on the image stage's results: the verify hash is computed, from the
+    stored JPEG, for the impostor and the genuine crop (phash met through a
+    crop view of hammer2), not for the unrelated photo; the same bits the
+    image stage would have computed; never with verification off."""
+    from pipeline.documents import eval_matches, image_result
+    from pipeline.images import process_image
+
+    results = {i: image_result(process_image(_jpeg(IMAGES[what]()), ImageConfig(), verify_hash=False),
+                               "warc") for i, what in enumerate(IMAGES)}
+    assert all(r["ok"] and "verify_hash" not in r for r in results.values())
+    doc = {"nodes": [{"text": "Hammers and a tower."}]
+           + [{"image": i, "url": f"https://img.example/{what}.jpg"} for i, what in enumerate(IMAGES)]}
+    for name, hashed, matched in (("verified", [0, 1], [1]), ("unverified", [], [0, 1])):
+        calls = []
+        by_image, texts = eval_matches(doc, results, EvalIndex.load(indexes[name]), calls.append)
+        assert calls == hashed and sorted(by_image) == matched and texts == []
+    # what the image stage used to store gives the same decisions
+    full = {i: process_image(_jpeg(IMAGES[what]()), ImageConfig()) for i, what in enumerate(IMAGES)}
+    idx = EvalIndex.load(indexes["verified"])
+    assert [bool(idx.match_image(full[i].phash, full[i].verify_hash)) for i in results] == [False, True, False]
 
 
 # ---------------------------------------------------------------- pairs
