@@ -174,6 +174,7 @@ def test_sigkill_during_fetching_then_rerun_identical(tmp_path):
     assert kills.snapshot(out) == kills.snapshot(clean)
 
 
+@pytest.mark.slow   # ~40 s; `make test` runs it with CI set (pyproject.toml markers)
 def test_dask_worker_killed_mid_job_output_identical(sample, tmp_path):
     path, clean = sample
     out = tmp_path / "out"

@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from pipeline.runners import DASK_RUNNER, resolve_runner_args
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -30,6 +32,7 @@ def _cli(inp, out, *runner):
     return p.returncode, p.stdout.decode(), p.stderr.decode()
 
 
+@pytest.mark.slow   # ~45 s; `make test` runs it with CI set (pyproject.toml markers)
 def test_dask_shards_byte_identical_to_direct_and_terminal_clean(m3w_reference, tmp_path):
     # the DirectRunner's run (2 workers) of the same job on the same sample (tests/pipeline/conftest.py)
     sample, d = m3w_reference

@@ -82,6 +82,7 @@ def runs(tmp_path_factory):
             "fsdp": launch(fsdp_cfg, shards, tmp / "fsdp_out")}
 
 
+@pytest.mark.slow   # ~45 with the shared two-process runs s; `make test` runs it with CI set (pyproject.toml markers)
 def test_fsdp_matches_ddp_with_an_imageless_rank(runs):
     ddp, fsdp = runs["ddp"], runs["fsdp"]
     for res in ddp + fsdp:
@@ -98,6 +99,7 @@ def test_fsdp_matches_ddp_with_an_imageless_rank(runs):
     assert any(v != 0 for v in gates.values())
 
 
+@pytest.mark.slow   # ~45 with the shared two-process runs s; `make test` runs it with CI set (pyproject.toml markers)
 def test_gathered_weights_are_the_ranks_shards_and_match_ddp(runs):
     tmp, (f0, f1), (d0, _) = runs["tmp"], runs["fsdp"], runs["ddp"]
     _, final = read_trainable(str(tmp / "fsdp" / "final.safetensors"))
@@ -112,6 +114,7 @@ def test_gathered_weights_are_the_ranks_shards_and_match_ddp(runs):
     assert final["lm.transformer.h.0.gated.attn_gate"].shape == (1,)
 
 
+@pytest.mark.slow   # ~45 with the shared two-process runs s; `make test` runs it with CI set (pyproject.toml markers)
 def test_fsdp_checkpoint_loads_in_one_process(runs):
     tmp = runs["tmp"]
     fsdp = checkpoint.load(checkpoint.path_for(str(tmp / "fsdp"), STEPS))
@@ -133,6 +136,7 @@ def test_fsdp_checkpoint_loads_in_one_process(runs):
             torch.testing.assert_close(v, ddp["optimizer"]["state"][i][k], atol=1e-5, rtol=1e-4)
 
 
+@pytest.mark.slow   # ~45 with the shared two-process runs s; `make test` runs it with CI set (pyproject.toml markers)
 def test_fsdp_resume_is_exact(runs):
     """Resumed under FSDP from the step-2 checkpoint, step 3 has the same loss as the run never stopped."""
     tmp, cfg = runs["tmp"], runs["fsdp_cfg"]

@@ -7,6 +7,8 @@ import os
 import signal
 import time
 
+import pytest
+
 from tests.train.helpers import tiny_config, write_m3w, write_pairs
 from train import checkpoint
 from train.log import read_log
@@ -23,6 +25,7 @@ def per_step_losses(out_dir) -> list[tuple[int, dict]]:
     return [(r["step"], r["loss"]) for r in read_log(os.path.join(out_dir, "log.jsonl")) if r["kind"] == "train"]
 
 
+@pytest.mark.slow   # ~27 s; `make test` runs it with CI set (pyproject.toml markers)
 def test_sigkill_then_resume_gives_identical_losses(tmp_path):
     write_m3w(tmp_path / "m3w", n_docs=10, images_per_doc=2, sentences=2)
     write_pairs(tmp_path / "pairs", n=12, corrupt={5})
